@@ -1,0 +1,120 @@
+// Command line parsing with CLI11, validated into a Config.
+#include "supervisor/cli.h"
+
+#include <CLI/CLI.hpp>
+
+namespace sv {
+
+namespace {
+
+constexpr const char* kFooter = R"(Signals:
+  HUP            upgrade: start a new generation, drain the old one once it is ready
+  TERM, INT      graceful stop: drain every worker, exit 0 (a second one: kill now)
+  USR1 USR2 WINCH  forwarded to the current workers
+
+Exit codes:
+  0    stopped cleanly
+  1    a system call failed at startup (bind, permission, socket path)
+  2    usage or configuration error
+  126  the command is not executable
+  127  the command was not found
+
+Workers get fds 3.. (the listeners), LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
+NOTIFY_SOCKET and SUPERVISOR_GENERATION; see protocol/PROTOCOL.md.)";
+
+CliExit usage_error(const std::string& what) {
+    return CliExit{kExitUsage, "supervisor: " + what + " (see --help)"};
+}
+
+// Splits at the first "--": CLI11 sees the options, the rest is the worker's argv.
+std::pair<std::vector<std::string>, std::vector<std::string>> split_command(
+    const std::vector<std::string>& args) {
+    for (size_t i = 0; i < args.size(); i++) {
+        if (args[i] == "--")
+            return {std::vector<std::string>(args.begin(), args.begin() + static_cast<long>(i)),
+                    std::vector<std::string>(args.begin() + static_cast<long>(i) + 1, args.end())};
+    }
+    return {args, {}};
+}
+
+} // namespace
+
+CliOutcome parse_command_line(const std::vector<std::string>& args) {
+    auto [opts, command] = split_command(args);
+    CLI::App app{"supervisor: hold listening sockets and upgrade a server with zero downtime\n"
+                 "Usage: supervisor [OPTIONS] -- COMMAND [ARGS...]",
+                 "supervisor"};
+    app.footer(kFooter);
+    app.set_version_flag("--version", "supervisor 0.1.0");
+
+    std::vector<std::string> listen, positional;
+    std::string ready = "delay", ready_delay, ready_timeout, drain_signal, drain_timeout;
+    Config cfg;
+    app.add_option("-l,--listen", listen,
+                   "[NAME=]PORT | HOST:PORT | [V6ADDR]:PORT | unix:PATH (repeatable; fds 3,4,… in this order)")
+        ->type_name("SPEC");
+    app.add_option("--backlog", cfg.backlog, "listen(2) backlog (default: SOMAXCONN)")
+        ->check(CLI::Range(1, 1 << 20));
+    app.add_option("--ready", ready, "readiness: 'delay' (alive after --ready-delay) or 'notify' (READY=1)")
+        ->check(CLI::IsMember({"delay", "notify"}));
+    app.add_option("--ready-delay", ready_delay, "delay mode: ready when alive this long (default 1s)")
+        ->type_name("DUR");
+    app.add_option("--ready-timeout", ready_timeout, "notify mode: give up on READY=1 after (default 60s)")
+        ->type_name("DUR");
+    app.add_option("--drain-signal", drain_signal, "signal that tells a worker to drain (default TERM)")
+        ->type_name("SIG");
+    app.add_option("--drain-timeout", drain_timeout, "SIGKILL a draining worker's group after (default 30s)")
+        ->type_name("DUR");
+    app.add_option("--pid-file", cfg.pid_file, "write the supervisor's pid here (atomically; removed on exit)")
+        ->type_name("PATH");
+    app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
+        ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_option("command", positional, "the worker command (after --)")->expected(0, -1);
+
+    std::vector<std::string> argv_rev(opts.rbegin(), opts.rend());
+    if (!argv_rev.empty()) argv_rev.pop_back();  // program name
+    try {
+        app.parse(argv_rev);
+    } catch (const CLI::CallForHelp&) {
+        return CliExit{kExitOk, app.help()};
+    } catch (const CLI::CallForVersion&) {
+        return CliExit{kExitOk, "supervisor 0.1.0\n"};
+    } catch (const CLI::ParseError& e) {
+        return usage_error(e.what());
+    }
+    if (!positional.empty()) {
+        if (!command.empty()) return usage_error("unexpected argument '" + positional.front() + "' before --");
+        command = positional;
+    }
+    if (command.empty() || command.front().empty()) return usage_error("no command given: supervisor [OPTIONS] -- COMMAND [ARGS...]");
+    cfg.command = command;
+
+    if (listen.empty()) return usage_error("no listener: give at least one --listen");
+    for (size_t i = 0; i < listen.size(); i++) {
+        auto spec = parse_listen_spec(listen[i]);
+        if (!spec) return usage_error(spec.error().what);
+        if (spec->name.empty()) spec->name = "listen" + std::to_string(i);
+        cfg.listeners.push_back(std::move(spec.value()));
+    }
+    cfg.ready_mode = ready == "notify" ? ReadyMode::Notify : ReadyMode::Delay;
+
+    auto duration = [](const std::string& flag, const std::string& text, Millis& out) -> std::optional<CliExit> {
+        if (text.empty()) return std::nullopt;
+        auto d = parse_duration(text);
+        if (!d) return usage_error("invalid " + flag + " '" + text + "': expected a duration like 250ms, 2s or 1m");
+        out = *d;
+        return std::nullopt;
+    };
+    if (auto e = duration("--ready-delay", ready_delay, cfg.ready_delay)) return *e;
+    if (auto e = duration("--ready-timeout", ready_timeout, cfg.ready_timeout)) return *e;
+    if (auto e = duration("--drain-timeout", drain_timeout, cfg.drain_timeout)) return *e;
+    if (cfg.ready_timeout.count() == 0) return usage_error("invalid --ready-timeout '0': must be more than 0");
+    if (!drain_signal.empty()) {
+        auto sig = parse_signal(drain_signal);
+        if (!sig) return usage_error("invalid --drain-signal '" + drain_signal + "': expected a signal name like TERM or QUIT, or a number");
+        cfg.drain_signal = *sig;
+    }
+    return cfg;
+}
+
+} // namespace sv

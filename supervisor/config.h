@@ -1,0 +1,44 @@
+// Config: everything the command line decides, with its defaults in one place.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <csignal>
+#include <string>
+#include <vector>
+
+#include "supervisor/address.h"
+#include "supervisor/parse.h"
+
+namespace sv {
+
+enum class ReadyMode { Delay, Notify };
+
+constexpr Millis kDefaultReadyDelay{1000};
+constexpr Millis kDefaultReadyTimeout{60'000};
+constexpr Millis kDefaultDrainTimeout{30'000};
+constexpr Millis kBackoffInitial{100};
+constexpr Millis kBackoffMax{30'000};
+constexpr Millis kBackoffResetAfter{10'000};
+
+struct Config {
+    std::vector<ListenSpec> listeners;
+    int backlog = SOMAXCONN;
+    ReadyMode ready_mode = ReadyMode::Delay;
+    Millis ready_delay = kDefaultReadyDelay;
+    Millis ready_timeout = kDefaultReadyTimeout;
+    int drain_signal = SIGTERM;
+    Millis drain_timeout = kDefaultDrainTimeout;
+    std::string pid_file;
+    std::string log_level = "info";
+    std::vector<std::string> command;  // argv of the worker, command[0] resolved through PATH
+};
+
+// Exit codes, documented in --help and README.
+constexpr int kExitOk = 0;
+constexpr int kExitSystem = 1;      // a system call failed at startup (bind, permissions, …)
+constexpr int kExitUsage = 2;       // bad command line
+constexpr int kExitNotExecutable = 126;
+constexpr int kExitNotFound = 127;
+
+} // namespace sv

@@ -1,0 +1,195 @@
+// fork/exec of workers. Everything between fork() and exec() is async-signal-safe:
+// argv, envp and the fd plan are built before fork(), the child only makes syscalls.
+#include "supervisor/spawn.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+
+#include "supervisor/unique_fd.h"
+
+namespace sv {
+
+namespace {
+
+bool is_executable_file(const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// Writes the decimal pid after "LISTEN_PID=" into buf (sized by the caller). Async-signal-safe.
+void write_pid(char* dst, pid_t pid) {
+    char digits[16];
+    int n = 0;
+    do {
+        digits[n++] = static_cast<char>('0' + pid % 10);
+        pid /= 10;
+    } while (pid > 0 && n < 15);
+    while (n > 0) *dst++ = digits[--n];
+    *dst = '\0';
+}
+
+[[noreturn]] void child_fail(int err_fd, int err) {
+    ssize_t r;
+    do {
+        r = ::write(err_fd, &err, sizeof err);
+    } while (r < 0 && errno == EINTR);
+    ::_exit(127);
+}
+
+// In the child: listeners onto 3.., nothing else open past them but the error pipe
+// (close-on-exec), signals reset, own process group, death signal armed.
+[[noreturn]] void child_exec(const char* path, char* const* argv, char* const* envp, char* listen_pid_slot,
+                             const int* fds, int nfds, int err_fd, int pdeath_signal, pid_t parent) {
+    const int first = 3, end = first + nfds;
+    ::setpgid(0, 0);
+    // Dispositions first, then the mask: a signal pending now must not run the
+    // supervisor's handler (it writes into libuv's pipe, which the child shares).
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
+    if (::prctl(PR_SET_PDEATHSIG, pdeath_signal) < 0) child_fail(err_fd, errno);
+    if (::getppid() != parent) ::_exit(1);  // the supervisor died before the death signal was armed
+
+    // The error pipe must not sit inside the target range, nor may a listener that
+    // another one would overwrite (libuv's "first duplicate low numbered fds" step).
+    if (err_fd < end) {
+        int moved = ::fcntl(err_fd, F_DUPFD_CLOEXEC, end);
+        if (moved < 0) child_fail(err_fd, errno);
+        err_fd = moved;
+    }
+    int src[64];
+    for (int i = 0; i < nfds; i++) {
+        src[i] = fds[i];
+        if (src[i] >= first && src[i] < end && src[i] != first + i) {
+            src[i] = ::fcntl(src[i], F_DUPFD_CLOEXEC, end);
+            if (src[i] < 0) child_fail(err_fd, errno);
+        }
+    }
+    for (int i = 0; i < nfds; i++) {
+        if (src[i] == first + i) {
+            if (::fcntl(src[i], F_SETFD, 0) < 0) child_fail(err_fd, errno);  // dup2 onto itself keeps CLOEXEC
+        } else if (::dup2(src[i], first + i) < 0) {
+            child_fail(err_fd, errno);
+        }
+    }
+    // Everything past the listeners is close-on-exec (or closed by exec): no leaks.
+    if (::syscall(SYS_close_range, end, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS && errno != EINVAL)
+        child_fail(err_fd, errno);
+
+    write_pid(listen_pid_slot, ::getpid());
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(path, argv, envp);
+    child_fail(err_fd, errno);
+}
+
+} // namespace
+
+Result<std::string> resolve_command(const std::string& name, const std::string& path_env) {
+    if (name.find('/') != std::string::npos) {
+        struct stat st{};
+        int err = 0;
+        if (::stat(name.c_str(), &st) < 0) err = errno;
+        else if (S_ISDIR(st.st_mode)) err = EISDIR;
+        else if (!S_ISREG(st.st_mode) || ::access(name.c_str(), X_OK) < 0) err = EACCES;
+        if (err == 0) return name;
+        return Error{err, "cannot execute '" + name + "': " + std::strerror(err)};
+    }
+    bool found_not_executable = false;
+    size_t start = 0;
+    while (start <= path_env.size()) {
+        size_t colon = path_env.find(':', start);
+        std::string dir = path_env.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+        std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+        if (is_executable_file(candidate)) return candidate;
+        if (::access(candidate.c_str(), F_OK) == 0) found_not_executable = true;
+        if (colon == std::string::npos) break;
+        start = colon + 1;
+    }
+    int err = found_not_executable ? EACCES : ENOENT;
+    return Error{err, "cannot execute '" + name + "': " + std::strerror(err) + (err == ENOENT ? " (not found in PATH)" : "")};
+}
+
+Result<int> spawn_worker(const SpawnRequest& req) {
+    if (req.argv.empty()) return Error{EINVAL, "cannot execute an empty command"};
+    if (req.listen_fds.size() > 64) return Error{EMFILE, "too many listeners (at most 64)"};
+    const char* path_env = std::getenv("PATH");
+    auto path = resolve_command(req.argv[0], path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+    if (!path) return path.error();
+
+    // Everything the child touches is built here, before fork().
+    std::vector<std::string> env = req.env;
+    env.at(req.listen_pid_index).resize(std::strlen("LISTEN_PID=") + 16, '\0');
+    std::vector<char*> argv, envp;
+    for (const auto& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    char* pid_slot = env[req.listen_pid_index].data() + std::strlen("LISTEN_PID=");
+
+    int pipefd[2];
+    if (::pipe2(pipefd, O_CLOEXEC) < 0) return Error{errno, std::string("cannot create a pipe: ") + std::strerror(errno)};
+    UniqueFd rd(pipefd[0]), wr(pipefd[1]);
+
+    // Block every signal across fork so the child cannot run our handlers before it
+    // resets them; the parent restores its mask right after.
+    sigset_t all, old;
+    sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, &old);
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid == 0)
+        child_exec(path->c_str(), argv.data(), envp.data(), pid_slot, req.listen_fds.data(),
+                   static_cast<int>(req.listen_fds.size()), wr.get(), req.pdeath_signal, parent);
+    int fork_errno = errno;
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    if (pid < 0) return Error{fork_errno, std::string("cannot fork: ") + std::strerror(fork_errno)};
+
+    // Also set the group from the parent, so it is in place whichever runs first.
+    // EACCES means the child already exec'd (and set it itself).
+    ::setpgid(pid, pid);
+    wr.reset();
+    int child_errno = 0;
+    ssize_t n;
+    do {
+        n = ::read(rd.get(), &child_errno, sizeof child_errno);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return static_cast<int>(pid);  // EOF: exec closed the pipe, it worked
+
+    int st;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (n != sizeof child_errno) return Error{EIO, "cannot execute '" + req.argv[0] + "': the child died before exec"};
+    return Error{child_errno, "cannot execute '" + *path + "': " + std::strerror(child_errno)};
+}
+
+void cloexec_inherited_fds(const std::vector<int>& keep) {
+    DIR* dir = ::opendir("/proc/self/fd");
+    if (dir == nullptr) return;  // no /proc: workers still get close_range(CLOEXEC) in the child
+    int self = ::dirfd(dir);
+    while (dirent* e = ::readdir(dir)) {
+        char* end = nullptr;
+        long fd = std::strtol(e->d_name, &end, 10);
+        if (*end != '\0' || fd <= 2 || fd == self) continue;
+        bool kept = false;
+        for (int k : keep) kept = kept || k == fd;
+        if (kept) continue;
+        int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+        if (flags >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+    }
+    ::closedir(dir);
+}
+
+} // namespace sv

@@ -1,0 +1,35 @@
+// Spawning a worker: our own fork/exec, because LISTEN_PID must be the child's own pid
+// and the listeners must land on fds 3.. with nothing else leaked (uv_spawn can do neither).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "supervisor/result.h"
+
+namespace sv {
+
+struct SpawnRequest {
+    std::vector<std::string> argv;   // argv[0] is looked up in PATH unless it contains '/'
+    std::vector<std::string> env;    // KEY=VALUE
+    size_t listen_pid_index = 0;     // env[listen_pid_index] == "LISTEN_PID=": the child appends its pid
+    std::vector<int> listen_fds;     // moved onto 3, 4, … in this order
+    int pdeath_signal = 15;          // PR_SET_PDEATHSIG: what the worker gets if we die
+};
+
+// Resolves argv[0] like execvp(3) would: a path with '/' as is, else the first executable
+// regular file in PATH. Errors: ENOENT (not found), EACCES (found, not executable).
+Result<std::string> resolve_command(const std::string& name, const std::string& path_env);
+
+// Forks and execs. Returns the child's pid once exec succeeded; exec failure is reported
+// synchronously through a close-on-exec pipe (the child writes errno and _exit(127)s) as
+// Error{errno, "cannot execute '<cmd>': <strerror>"}; fork failure as Error{errno, …}.
+// The child runs in its own process group with an empty signal mask and default
+// dispositions, and is a child subreaper's child: reap it with waitpid().
+Result<int> spawn_worker(const SpawnRequest& req);
+
+// Marks every fd above 2 close-on-exec except `keep`: fds inherited from whoever started
+// the supervisor must not reach workers.
+void cloexec_inherited_fds(const std::vector<int>& keep);
+
+} // namespace sv

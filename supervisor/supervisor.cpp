@@ -1,0 +1,251 @@
+// The libuv shell: events in from the kernel, actions out as syscalls, nothing more.
+#include "supervisor/supervisor.h"
+
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cassert>
+#include <csignal>
+#include <cstring>
+
+#include "supervisor/log.h"
+#include "supervisor/spawn.h"
+#include "supervisor/worker_env.h"
+
+extern char** environ;
+
+namespace sv {
+
+namespace {
+
+constexpr int kHandledSignals[] = {SIGHUP, SIGTERM, SIGINT, SIGCHLD, SIGUSR1, SIGUSR2, SIGWINCH};
+// Datagrams read per wake-up: a flood from a worker cannot starve signals and timers.
+constexpr int kNotifyBatch = 64;
+
+MachineSettings settings_from(const Config& c) {
+    MachineSettings s;
+    s.ready_mode = c.ready_mode;
+    s.ready_delay = c.ready_delay;
+    s.ready_timeout = c.ready_timeout;
+    s.drain_signal = c.drain_signal;
+    s.drain_timeout = c.drain_timeout;
+    return s;
+}
+
+spdlog::level::level_enum level_of(LogLevel l) {
+    switch (l) {
+    case LogLevel::Debug: return spdlog::level::debug;
+    case LogLevel::Info: return spdlog::level::info;
+    case LogLevel::Warn: return spdlog::level::warn;
+    case LogLevel::Error: return spdlog::level::err;
+    }
+    return spdlog::level::info;
+}
+
+std::pair<int, uint64_t> key_of(const TimerId& id) { return {static_cast<int>(id.kind), id.gen}; }
+
+} // namespace
+
+Supervisor::Supervisor(Config cfg, std::vector<Listener>& listeners, NotifySocket notify, SystemdNotifier systemd)
+    : cfg_(std::move(cfg)), listeners_(listeners), notify_(std::move(notify)), systemd_(std::move(systemd)),
+      machine_(settings_from(cfg_)), started_(std::chrono::steady_clock::now()) {}
+
+Supervisor::~Supervisor() {
+    signals_.clear();
+    notify_poll_.close();
+    timers_.clear();
+    // Run the loop until every close callback has freed its handle, then close it.
+    while (uv_loop_close(&loop_) == UV_EBUSY) uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+Millis Supervisor::now() const {
+    return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
+}
+
+Result<Ok> Supervisor::setup() {
+    if (int rc = uv_loop_init(&loop_); rc < 0) return Error{-rc, std::string("cannot create the event loop: ") + uv_strerror(rc)};
+    // Grandchildren that a worker leaves behind are reparented to us and reaped.
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+        spdlog::warn("cannot become a child subreaper: {}; orphans of workers go to init", std::strerror(errno));
+    ::signal(SIGPIPE, SIG_IGN);
+    for (int sig : kHandledSignals) {
+        auto* h = new uv_signal_t{};
+        uv_signal_init(&loop_, h);
+        h->data = this;
+        signals_.emplace_back(h);
+        if (int rc = uv_signal_start(h, on_signal, sig); rc < 0)
+            return Error{-rc, "cannot handle " + signal_name(sig) + ": " + uv_strerror(rc)};
+    }
+    auto* p = new uv_poll_t{};
+    if (int rc = uv_poll_init(&loop_, p, notify_.fd()); rc < 0) {
+        delete p;
+        return Error{-rc, std::string("cannot watch the notify socket: ") + uv_strerror(rc)};
+    }
+    p->data = this;
+    notify_poll_ = UvHandle<uv_poll_t>(p);
+    if (int rc = uv_poll_start(p, UV_READABLE, on_notify_readable); rc < 0)
+        return Error{-rc, std::string("cannot watch the notify socket: ") + uv_strerror(rc)};
+    return Ok{};
+}
+
+Result<int> Supervisor::run() {
+    if (auto r = setup(); !r) return r.error();
+    for (size_t i = 0; i < listeners_.size(); i++)
+        spdlog::info("listening name={} addr={} fd={}", listeners_[i].spec.name, listeners_[i].address, 3 + i);
+    spdlog::info("started pid={} notify_socket={} ready={} drain_signal={} drain_timeout={}", ::getpid(),
+                 notify_.name(), cfg_.ready_mode == ReadyMode::Notify ? "notify" : "delay",
+                 signal_name(cfg_.drain_signal), format_duration(cfg_.drain_timeout));
+    dispatch(Boot{});
+    if (exit_code_ < 0) uv_run(&loop_, UV_RUN_DEFAULT);
+    return exit_code_ < 0 ? kExitSystem : exit_code_;
+}
+
+// --- events in ---------------------------------------------------------------------
+
+void Supervisor::on_signal(uv_signal_t* h, int signum) noexcept {
+    static_cast<Supervisor*>(h->data)->handle_signal(signum);
+}
+
+void Supervisor::handle_signal(int signum) {
+    switch (signum) {
+    case SIGCHLD: reap_children(); return;
+    case SIGHUP:
+        spdlog::info("SIGHUP: upgrade requested");
+        dispatch(UpgradeRequested{});
+        return;
+    case SIGTERM:
+    case SIGINT:
+        spdlog::info("{}: stop requested", signal_name(signum));
+        dispatch(StopRequested{});
+        return;
+    default: dispatch(ForwardSignal{signum}); return;
+    }
+}
+
+// Loops to 0/ECHILD: one SIGCHLD may stand for many exits (tini's reap_zombies).
+void Supervisor::reap_children() {
+    for (;;) {
+        int st = 0;
+        pid_t pid = ::waitpid(-1, &st, WNOHANG);
+        if (pid < 0 && errno == EINTR) continue;
+        if (pid <= 0) return;  // 0: none left to reap; ECHILD: no children at all
+        dispatch(WorkerExited{pid, st});
+    }
+}
+
+void Supervisor::on_notify_readable(uv_poll_t* h, int status, int) noexcept {
+    auto* self = static_cast<Supervisor*>(h->data);
+    if (status < 0) {
+        spdlog::error("notify socket poll error: {}", uv_strerror(status));
+        return;
+    }
+    self->read_notify();
+}
+
+void Supervisor::read_notify() {
+    for (int i = 0; i < kNotifyBatch; i++) {
+        NotifyDatagram d;
+        int rc = notify_.receive(&d);
+        if (rc == 0) return;
+        if (rc == 2) {
+            spdlog::debug("ignored a notify datagram: oversized or without credentials");
+            continue;
+        }
+        if (rc < 0) {
+            spdlog::error("cannot read the notify socket: {}", std::strerror(-rc));
+            return;
+        }
+        auto msg = parse_notify_message(d.data);
+        if (msg.empty()) {
+            spdlog::debug("ignored a notify datagram from pid={}: nothing we understand", d.pid);
+            continue;
+        }
+        dispatch(Notified{d.pid, std::move(msg)});
+    }
+}
+
+void Supervisor::on_timer(uv_timer_t* h) noexcept {
+    auto* t = reinterpret_cast<TimerHandle*>(h);
+    Supervisor* self = t->self;
+    TimerId id = t->id;
+    self->timers_.erase(key_of(id));  // closes t; id was copied out first
+    self->dispatch(TimerFired{id});
+}
+
+// --- actions out -------------------------------------------------------------------
+
+void Supervisor::dispatch(const Event& e) {
+    auto actions = machine_.handle(e, now());
+    assert(machine_.check_invariants().empty());
+    for (const auto& a : actions) execute(a);
+}
+
+void Supervisor::execute(const Action& action) {
+    std::visit(
+        [this](const auto& a) {
+            using A = std::decay_t<decltype(a)>;
+            if constexpr (std::is_same_v<A, Spawn>) {
+                spawn(a.gen);
+            } else if constexpr (std::is_same_v<A, Signal>) {
+                if (::kill(a.pid, a.sig) < 0 && errno != ESRCH)
+                    spdlog::error("cannot send {} to pid={}: {}", signal_name(a.sig), a.pid, std::strerror(errno));
+            } else if constexpr (std::is_same_v<A, KillGroup>) {
+                // The group first (the worker's helpers too); the pid alone if the worker left its group.
+                if (::kill(-a.pid, SIGKILL) < 0) ::kill(a.pid, SIGKILL);
+            } else if constexpr (std::is_same_v<A, StartTimer>) {
+                start_timer(a.id, a.after);
+            } else if constexpr (std::is_same_v<A, CancelTimer>) {
+                cancel_timer(a.id);
+            } else if constexpr (std::is_same_v<A, NotifySystemd>) {
+                if (int rc = systemd_.send(a.state); rc < 0)
+                    spdlog::warn("cannot notify the service manager: {}", std::strerror(-rc));
+            } else if constexpr (std::is_same_v<A, Log>) {
+                spdlog::log(level_of(a.level), "{}", a.text);
+            } else if constexpr (std::is_same_v<A, UpgradeVerdict>) {
+                spdlog::debug("upgrade verdict gen={} ok={} reason=\"{}\"", a.gen, a.ok, a.reason);
+            } else if constexpr (std::is_same_v<A, Exit>) {
+                shutdown(a.code);
+            }
+        },
+        action);
+}
+
+void Supervisor::spawn(uint64_t gen) {
+    WorkerEnvInput in;
+    for (char** e = environ; e != nullptr && *e != nullptr; e++) in.base.emplace_back(*e);
+    for (const auto& l : listeners_) in.listeners.push_back({l.spec.name, l.address});
+    in.notify_socket = notify_.name();
+    in.generation = gen;
+    WorkerEnv env = build_worker_env(in);
+
+    SpawnRequest req;
+    req.argv = cfg_.command;
+    req.env = std::move(env.vars);
+    req.listen_pid_index = env.listen_pid_index;
+    for (const auto& l : listeners_) req.listen_fds.push_back(l.fd.get());
+    req.pdeath_signal = cfg_.drain_signal;
+    auto pid = spawn_worker(req);
+    if (pid) dispatch(WorkerSpawned{gen, *pid});
+    else dispatch(SpawnFailed{gen, pid.error().code, pid.error().what});
+}
+
+void Supervisor::start_timer(const TimerId& id, Millis after) {
+    auto* t = new TimerHandle{};
+    uv_timer_init(&loop_, &t->timer);
+    t->self = this;
+    t->id = id;
+    uv_timer_start(&t->timer, on_timer, static_cast<uint64_t>(after.count()), 0);
+    timers_[key_of(id)] = UvHandle<TimerHandle>(t);
+}
+
+void Supervisor::cancel_timer(const TimerId& id) { timers_.erase(key_of(id)); }
+
+void Supervisor::shutdown(int code) {
+    exit_code_ = code;
+    signals_.clear();
+    notify_poll_.close();
+    timers_.clear();
+}
+
+} // namespace sv

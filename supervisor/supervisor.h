@@ -1,0 +1,70 @@
+// Supervisor: the libuv shell around UpgradeMachine. It turns signals, child exits,
+// timers and notify datagrams into events, and the machine's actions into syscalls.
+// One process, one thread, one loop; no timer runs while nothing is pending.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "supervisor/config.h"
+#include "supervisor/listeners.h"
+#include "supervisor/notify_socket.h"
+#include "supervisor/systemd.h"
+#include "supervisor/upgrade_machine.h"
+#include "supervisor/uv_handle.h"
+
+namespace sv {
+
+class Supervisor {
+public:
+    Supervisor(Config cfg, std::vector<Listener>& listeners, NotifySocket notify, SystemdNotifier systemd);
+    ~Supervisor();
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
+
+    // Runs until the machine exits; returns the exit code. Errors setting up the loop are
+    // returned as Error (exit code 1 for the caller).
+    Result<int> run();
+
+private:
+    // A timer and what it is for; the uv handle comes first so the two convert.
+    struct TimerHandle {
+        uv_timer_t timer;
+        Supervisor* self;
+        TimerId id;
+    };
+
+    static void on_signal(uv_signal_t* h, int signum) noexcept;
+    static void on_notify_readable(uv_poll_t* h, int status, int events) noexcept;
+    static void on_timer(uv_timer_t* h) noexcept;
+
+    Result<Ok> setup();
+    void handle_signal(int signum);
+    void reap_children();
+    void read_notify();
+    void dispatch(const Event& e);
+    void execute(const Action& a);
+    void spawn(uint64_t gen);
+    void start_timer(const TimerId& id, Millis after);
+    void cancel_timer(const TimerId& id);
+    void shutdown(int code);
+    Millis now() const;
+
+    Config cfg_;
+    std::vector<Listener>& listeners_;
+    NotifySocket notify_;
+    SystemdNotifier systemd_;
+    UpgradeMachine machine_;
+    uv_loop_t loop_{};
+    std::vector<UvHandle<uv_signal_t>> signals_;
+    UvHandle<uv_poll_t> notify_poll_;
+    std::map<std::pair<int, uint64_t>, UvHandle<TimerHandle>> timers_;
+    std::chrono::steady_clock::time_point started_;
+    int exit_code_ = -1;
+};
+
+} // namespace sv
