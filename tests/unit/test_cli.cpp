@@ -1,1 +1,94 @@
+// Command line → Config, and one-line usage errors with exit code 2.
 #include <doctest/doctest.h>
+
+#include <csignal>
+
+#include "supervisor/cli.h"
+
+using namespace sv;
+
+namespace {
+
+CliOutcome parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "supervisor");
+    return parse_command_line(args);
+}
+
+void expect_usage_error(std::vector<std::string> args, const std::string& needle) {
+    auto out = parse(std::move(args));
+    auto* e = std::get_if<CliExit>(&out);
+    REQUIRE(e != nullptr);
+    CHECK_EQ(e->code, kExitUsage);
+    INFO(e->text);
+    CHECK(e->text.find(needle) != std::string::npos);
+    CHECK(e->text.rfind("supervisor: ", 0) == 0);
+    CHECK(e->text.find('\n') == std::string::npos);  // one line
+}
+
+} // namespace
+
+TEST_CASE("defaults") {
+    auto out = parse({"-l", "8080", "--", "./server", "--port", "3"});
+    auto* c = std::get_if<Config>(&out);
+    REQUIRE(c != nullptr);
+    CHECK_EQ(c->listeners.size(), 1u);
+    CHECK_EQ(c->listeners[0].name, "listen0");
+    CHECK_EQ(c->ready_mode, ReadyMode::Delay);
+    CHECK_EQ(c->ready_delay.count(), 1000);
+    CHECK_EQ(c->ready_timeout.count(), 60'000);
+    CHECK_EQ(c->drain_signal, SIGTERM);
+    CHECK_EQ(c->drain_timeout.count(), 30'000);
+    CHECK_EQ(c->backlog, SOMAXCONN);
+    CHECK_EQ(c->command, std::vector<std::string>{"./server", "--port", "3"});
+}
+
+TEST_CASE("every option") {
+    auto out = parse({"--listen", "http=127.0.0.1:80", "-l", "unix:/tmp/x.sock", "--backlog", "64", "--ready", "notify",
+                      "--ready-delay", "250ms", "--ready-timeout", "5s", "--drain-signal", "QUIT", "--drain-timeout",
+                      "1m", "--pid-file", "/tmp/p", "--log-level", "debug", "--", "srv"});
+    auto* c = std::get_if<Config>(&out);
+    REQUIRE(c != nullptr);
+    CHECK_EQ(c->listeners.size(), 2u);
+    CHECK_EQ(c->listeners[0].name, "http");
+    CHECK_EQ(c->listeners[1].name, "listen1");
+    CHECK_EQ(c->backlog, 64);
+    CHECK_EQ(c->ready_mode, ReadyMode::Notify);
+    CHECK_EQ(c->ready_delay.count(), 250);
+    CHECK_EQ(c->ready_timeout.count(), 5000);
+    CHECK_EQ(c->drain_signal, SIGQUIT);
+    CHECK_EQ(c->drain_timeout.count(), 60'000);
+    CHECK_EQ(c->pid_file, "/tmp/p");
+    CHECK_EQ(c->log_level, "debug");
+}
+
+TEST_CASE("a worker's own flags after -- are not ours") {
+    auto out = parse({"-l", "1", "--", "srv", "--listen", "nonsense", "--help"});
+    auto* c = std::get_if<Config>(&out);
+    REQUIRE(c != nullptr);
+    CHECK_EQ(c->command.size(), 4u);
+}
+
+TEST_CASE("usage errors: one line, exit 2, naming the input") {
+    expect_usage_error({"-l", "8080"}, "no command");
+    expect_usage_error({"--", "srv"}, "no listener");
+    expect_usage_error({"--frobnicate", "-l", "1", "--", "srv"}, "frobnicate");
+    expect_usage_error({"-l", "nonsense:xx", "--", "srv"}, "nonsense:xx");
+    expect_usage_error({"-l", "1", "--ready", "sometimes", "--", "srv"}, "sometimes");
+    expect_usage_error({"-l", "1", "--drain-timeout", "5parsecs", "--", "srv"}, "--drain-timeout '5parsecs'");
+    expect_usage_error({"-l", "1", "--ready-delay", "soon", "--", "srv"}, "--ready-delay 'soon'");
+    expect_usage_error({"-l", "1", "--ready-timeout", "0", "--", "srv"}, "--ready-timeout");
+    expect_usage_error({"-l", "1", "--drain-signal", "KILL", "--", "srv"}, "--drain-signal 'KILL'");
+    expect_usage_error({"-l", "1", "--backlog", "0", "--", "srv"}, "backlog");
+    expect_usage_error({"-l", "1", "--log-level", "loud", "--", "srv"}, "loud");
+}
+
+TEST_CASE("--help and --version exit 0 with text for stdout") {
+    auto out = parse({"--help"});
+    auto* e = std::get_if<CliExit>(&out);
+    REQUIRE(e != nullptr);
+    CHECK_EQ(e->code, 0);
+    CHECK(e->text.find("--listen") != std::string::npos);
+    CHECK(e->text.find("Exit codes") != std::string::npos);
+    auto v = parse({"--version"});
+    CHECK_EQ(std::get<CliExit>(v).code, 0);
+}
