@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test twice: a normal build and one
+# with AddressSanitizer + UndefinedBehaviorSanitizer.
+#   scripts/test.sh            unit + integration suites, both builds
+#   scripts/test.sh --quick    the normal build only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[[ ${1:-} == --quick ]] && quick=1
+
+passed=0
+failed=0
+run_suite() {  # build_dir label
+  local dir=$1 label=$2
+  echo "== $label: build"
+  ninja -C "$dir" >/dev/null
+  echo "== $label: test"
+  if meson test -C "$dir" --print-errorlogs --num-processes 1; then :; fi
+  local ok fail
+  ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$dir/meson-logs/testlog.txt" | tail -1)
+  fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$dir/meson-logs/testlog.txt" | tail -1)
+  local timeout_n
+  timeout_n=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$dir/meson-logs/testlog.txt" | tail -1)
+  passed=$((passed + ${ok:-0}))
+  failed=$((failed + ${fail:-0} + ${timeout_n:-0}))
+}
+
+scripts/setup.sh build
+run_suite build "normal build"
+if ((!quick)); then
+  scripts/setup.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+  run_suite build-asan "sanitizer build (ASan+UBSan)"
+fi
+echo "tests: $passed passed, $failed failed"
+((failed == 0 && passed > 0))
