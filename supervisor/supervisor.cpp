@@ -204,8 +204,12 @@ void Supervisor::execute(const Action& action) {
                 spdlog::log(level_of(a.level), "{}", a.text);
             } else if constexpr (std::is_same_v<A, UpgradeVerdict>) {
                 spdlog::debug("upgrade verdict gen={} ok={} reason=\"{}\"", a.gen, a.ok, a.reason);
+            } else if constexpr (std::is_same_v<A, UpgradeStarted>) {
+                spdlog::debug("upgrade covers gen={}", a.gen);
             } else if constexpr (std::is_same_v<A, Exit>) {
                 shutdown(a.code);
+            } else {
+                static_assert(sizeof(A) == 0, "every action needs a syscall");
             }
         },
         action);

@@ -86,9 +86,7 @@ void UpgradeMachine::on(const UpgradeRequested&) {
             respawn_pending_ = false;
             out_.push_back(CancelTimer{{TimerId::Kind::Respawn, 0}});
             log(LogLevel::Info, fmt::format("upgrade requested while no worker serves: starting gen={} now", next_gen_));
-            upgrade_gen_ = next_gen_;
-            upgrade_at_ = now_;
-            spawn_next();
+            spawn_upgrade();
         } else if (!pending_upgrade_) {
             pending_upgrade_ = true;
             log(LogLevel::Info, fmt::format("upgrade queued: gen={} is still starting", starting_gen_));
@@ -323,10 +321,15 @@ void UpgradeMachine::spawn_next() {
 void UpgradeMachine::start_upgrade() {
     pending_upgrade_ = false;
     phase_ = Phase::Upgrading;
-    upgrade_gen_ = next_gen_;
-    upgrade_at_ = now_;
     log(LogLevel::Info, fmt::format("upgrade started gen={} serving_gen={}", next_gen_, current_gen_));
     out_.push_back(NotifySystemd{fmt::format("RELOADING=1\nSTATUS=upgrading to gen={}", next_gen_)});
+    spawn_upgrade();
+}
+
+void UpgradeMachine::spawn_upgrade() {
+    upgrade_gen_ = next_gen_;
+    upgrade_at_ = now_;
+    out_.push_back(UpgradeStarted{upgrade_gen_});
     spawn_next();
 }
 
@@ -377,9 +380,7 @@ void UpgradeMachine::start_failed(uint64_t gen, const std::string& reason) {
         if (pending_upgrade_) {
             // An upgrade was asked for while this one started: try the new code at once.
             pending_upgrade_ = false;
-            upgrade_gen_ = next_gen_;
-            upgrade_at_ = now_;
-            spawn_next();
+            spawn_upgrade();
         } else {
             schedule_respawn();
         }

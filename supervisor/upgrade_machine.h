@@ -63,10 +63,13 @@ struct StartTimer { TimerId id; Millis after; };
 struct CancelTimer { TimerId id; };
 struct NotifySystemd { std::string state; };  // sd_notify text for our own parent
 struct Log { LogLevel level; std::string text; };
+// An upgrade's new generation is about to be spawned: every upgrade request not yet
+// covered by an earlier one is answered by this generation's verdict.
+struct UpgradeStarted { uint64_t gen; };
 struct UpgradeVerdict { uint64_t gen; bool ok; std::string reason; };
 struct Exit { int code; };
 using Action = std::variant<Spawn, Signal, KillGroup, StartTimer, CancelTimer, NotifySystemd, Log,
-                            UpgradeVerdict, Exit>;
+                            UpgradeStarted, UpgradeVerdict, Exit>;
 
 struct MachineSettings {
     ReadyMode ready_mode = ReadyMode::Delay;
@@ -119,6 +122,7 @@ private:
 
     void spawn_next();
     void start_upgrade();
+    void spawn_upgrade();
     void become_ready(Worker& w);
     void drain(Worker& w);
     void start_failed(uint64_t gen, const std::string& reason);

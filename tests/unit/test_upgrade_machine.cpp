@@ -507,3 +507,23 @@ TEST_CASE("describe_wait_status") {
     CHECK_EQ(describe_wait_status(exited(3)), "exit=3");
     CHECK_EQ(describe_wait_status(killed_by(SIGKILL)), "signal=SIGKILL");
 }
+
+TEST_CASE("UpgradeStarted names the generation that answers the requests made before it") {
+    Harness h;
+    h.serve();
+    auto out = h.feed(UpgradeRequested{});
+    auto* s = h.first<UpgradeStarted>(out);
+    REQUIRE(s != nullptr);
+    CHECK_EQ(s->gen, 2u);
+    auto queued = h.feed(UpgradeRequested{});
+    CHECK_EQ(h.count<UpgradeStarted>(queued), 0);  // covered by the next one, not by gen 2
+    h.ready(2);
+    // gen 2's verdict comes before gen 3 starts, so a waiter never takes the wrong verdict
+    int verdict_at = -1, started_at = -1;
+    for (size_t i = 0; i < h.last.size(); i++) {
+        if (auto* v = std::get_if<UpgradeVerdict>(&h.last[i]); v && v->gen == 2) verdict_at = static_cast<int>(i);
+        if (auto* st = std::get_if<UpgradeStarted>(&h.last[i]); st && st->gen == 3) started_at = static_cast<int>(i);
+    }
+    CHECK(verdict_at >= 0);
+    CHECK(started_at > verdict_at);
+}
