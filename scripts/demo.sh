@@ -40,7 +40,10 @@ trap cleanup EXIT
 # Waits (bounded) until the supervisor's log has N lines matching a pattern.
 wait_log() {  # pattern count seconds
   local deadline=$((SECONDS + $3))
-  while (($(grep -c -- "$1" "$work/supervisor.log" || true) < $2)); do
+  local n
+  while :; do
+    n=$(grep -c -- "$1" "$work/supervisor.log" 2>/dev/null || true)
+    ((${n:-0} >= $2)) && break
     if ((SECONDS >= deadline)); then echo "demo: timed out waiting for '$1' in the log:" >&2; tail -20 "$work/supervisor.log" >&2; exit 1; fi
     kill -0 "$sup_pid" 2>/dev/null || { echo "demo: the supervisor died:" >&2; tail -20 "$work/supervisor.log" >&2; exit 1; }
     sleep 0.05
