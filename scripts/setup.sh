@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(meson ninja-build g++ pkg-config libuv1-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev
-          wrk curl python3 nodejs util-linux procps)
+packages=(meson ninja-build g++ pkg-config libuv1-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev
+          wrk curl python3 nodejs util-linux procps systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,6 +9,7 @@ namespace {
 
 constexpr const char* kFooter = R"(Signals:
   HUP            upgrade: start a new generation, drain the old one once it is ready
+                 (or: supervisor ctl upgrade, which waits and reports the result)
   TERM, INT      graceful stop: drain every worker, exit 0 (a second one: kill now)
   USR1 USR2 WINCH  forwarded to the current workers
 
@@ -18,6 +19,8 @@ Exit codes:
   2    usage or configuration error
   126  the command is not executable
   127  the command was not found
+
+Control: supervisor ctl [--control PATH] status [--json] | upgrade [--timeout DUR] | stop
 
 Workers get fds 3.. (the listeners), LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
 NOTIFY_SOCKET and SUPERVISOR_GENERATION; see protocol/PROTOCOL.md.)";
@@ -67,6 +70,11 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         ->type_name("DUR");
     app.add_option("--pid-file", cfg.pid_file, "write the supervisor's pid here (atomically; removed on exit)")
         ->type_name("PATH");
+    app.add_option("--control", cfg.control_path,
+                   "control socket for `supervisor ctl` (default: $RUNTIME_DIRECTORY/supervisor.sock if set)")
+        ->type_name("PATH");
+    app.add_option("--status-file", cfg.status_file, "keep a JSON status here, rewritten atomically on every change")
+        ->type_name("PATH");
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_option("command", positional, "the worker command (after --)")->expected(0, -1);
@@ -89,7 +97,6 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     if (command.empty() || command.front().empty()) return usage_error("no command given: supervisor [OPTIONS] -- COMMAND [ARGS...]");
     cfg.command = command;
 
-    if (listen.empty()) return usage_error("no listener: give at least one --listen");
     for (size_t i = 0; i < listen.size(); i++) {
         auto spec = parse_listen_spec(listen[i]);
         if (!spec) return usage_error(spec.error().what);

@@ -30,6 +30,8 @@ struct Config {
     int drain_signal = SIGTERM;
     Millis drain_timeout = kDefaultDrainTimeout;
     std::string pid_file;
+    std::string control_path;  // --control; main defaults it to $RUNTIME_DIRECTORY/supervisor.sock
+    std::string status_file;
     std::string log_level = "info";
     std::vector<std::string> command;  // argv of the worker, command[0] resolved through PATH
 };

@@ -8,8 +8,15 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+
+#include "supervisor/parse.h"
 
 namespace sv {
 
@@ -83,28 +90,33 @@ Result<Listener> bind_tcp(const ListenSpec& spec, int backlog) {
     return l;
 }
 
-// A socket file that exists is stale when connecting to it is refused.
-Result<Ok> clear_stale_socket(const ListenSpec& spec) {
+} // namespace
+
+Result<Ok> clear_stale_unix_socket(const std::string& path, const std::string& display) {
+    if (path.size() >= sizeof(sockaddr_un::sun_path))
+        return Error{ENAMETOOLONG, "cannot bind " + display + ": " + std::strerror(ENAMETOOLONG)};
     struct stat st{};
-    if (::lstat(spec.path.c_str(), &st) < 0) {
+    if (::lstat(path.c_str(), &st) < 0) {
         if (errno == ENOENT) return Ok{};
-        return sys_error(errno, "cannot bind unix:" + spec.path);
+        return sys_error(errno, "cannot bind " + display);
     }
-    if (!S_ISSOCK(st.st_mode)) return Error{EEXIST, "cannot bind unix:" + spec.path + ": the file exists and is not a socket"};
+    if (!S_ISSOCK(st.st_mode)) return Error{EEXIST, "cannot bind " + display + ": the file exists and is not a socket"};
     UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
-    std::memcpy(sa.sun_path, spec.path.c_str(), spec.path.size());
+    std::memcpy(sa.sun_path, path.c_str(), path.size());
     if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0)
-        return Error{EADDRINUSE, "cannot bind unix:" + spec.path + ": another process is listening on it"};
-    if (errno != ECONNREFUSED) return sys_error(errno, "cannot bind unix:" + spec.path + " (probing the existing socket)");
-    if (::unlink(spec.path.c_str()) < 0 && errno != ENOENT)
-        return sys_error(errno, "cannot remove the stale socket unix:" + spec.path);
+        return Error{EADDRINUSE, "cannot bind " + display + ": another process is listening on it"};
+    if (errno != ECONNREFUSED) return sys_error(errno, "cannot bind " + display + " (probing the existing socket)");
+    if (::unlink(path.c_str()) < 0 && errno != ENOENT)
+        return sys_error(errno, "cannot remove the stale socket " + path);
     return Ok{};
 }
 
+namespace {
+
 Result<Listener> bind_unix(const ListenSpec& spec, int backlog) {
-    if (auto r = clear_stale_socket(spec); !r) return r.error();
+    if (auto r = clear_stale_unix_socket(spec.path, "unix:" + spec.path); !r) return r.error();
     Listener l{spec, UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)), spec.path, 0};
     if (!l.fd.valid()) return sys_error(errno, "cannot create a socket for unix:" + spec.path);
     sockaddr_un sa{};
@@ -130,6 +142,76 @@ Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& spec
         }
         out.push_back(std::move(l.value()));
     }
+    return out;
+}
+
+Result<std::vector<Listener>> adopt_systemd_listeners() {
+    std::vector<Listener> out;
+    const char* pid_s = std::getenv("LISTEN_PID");
+    const char* fds_s = std::getenv("LISTEN_FDS");
+    std::string names = std::getenv("LISTEN_FDNAMES") ? std::getenv("LISTEN_FDNAMES") : "";
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    if (pid_s == nullptr || fds_s == nullptr) return out;
+    auto pid = parse_uint(pid_s);
+    auto n = parse_uint(fds_s);
+    if (!pid || !n || *n > 64) return Error{EINVAL, std::string("invalid LISTEN_FDS='") + fds_s + "' / LISTEN_PID='" + pid_s + "' from the service manager"};
+    if (*pid != ::getpid()) return out;  // meant for another process
+    for (int i = 0; i < *n; i++) {
+        int fd = 3 + i;
+        Listener l;
+        size_t colon = names.find(':');
+        l.spec.name = names.substr(0, colon);
+        names = colon == std::string::npos ? "" : names.substr(colon + 1);
+        if (!valid_fd_name(l.spec.name)) l.spec.name = "unknown";
+        int accepting = 0;
+        socklen_t len = sizeof accepting;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 || !accepting)
+            return Error{EINVAL, "socket activation: fd " + std::to_string(fd) + " (" + l.spec.name +
+                                     ") is not a listening stream socket"};
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        l.fd.reset(fd);
+        sockaddr_storage ss{};
+        len = sizeof ss;
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+        if (ss.ss_family == AF_UNIX) {
+            l.spec.kind = ListenSpec::Kind::Unix;
+            l.spec.path = reinterpret_cast<sockaddr_un*>(&ss)->sun_path;
+            l.address = l.spec.path;
+        } else {
+            l.address = format_address(reinterpret_cast<sockaddr*>(&ss));
+        }
+        l.spec.text = "systemd:" + l.spec.name;
+        out.push_back(std::move(l));
+    }
+    return out;
+}
+
+Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, const std::vector<ListenSpec>& specs,
+                                              int backlog, std::vector<std::string>* unused) {
+    if (specs.empty()) return adopted;
+    std::vector<Listener> out;
+    for (const auto& spec : specs) {
+        auto it = std::find_if(adopted.begin(), adopted.end(),
+                               [&](const Listener& l) { return l.fd.valid() && l.spec.name == spec.name; });
+        if (it != adopted.end()) {
+            out.push_back(std::move(*it));
+        } else {
+            out.push_back(Listener{spec, {}, {}, 0});
+        }
+    }
+    for (auto& l : out) {
+        if (l.fd.valid()) continue;
+        auto bound = bind_listeners({l.spec}, backlog);
+        if (!bound) {
+            remove_unix_socket_files(out);
+            return bound.error();
+        }
+        l = std::move(bound->front());
+    }
+    for (auto& l : adopted)
+        if (l.fd.valid() && unused != nullptr) unused->push_back(l.spec.name);
     return out;
 }
 

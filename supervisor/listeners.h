@@ -26,6 +26,22 @@ struct Listener {
 // Errors read "cannot bind 127.0.0.1:80: Permission denied".
 Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& specs, int backlog);
 
+// A socket file at `path` that nobody accepts on is removed; a live one is refused
+// ("cannot bind <display>: another process is listening on it"), and so is a file
+// that is not a socket. `display` names the socket in messages ("unix:/run/app.sock").
+Result<Ok> clear_stale_unix_socket(const std::string& path, const std::string& display);
+
+// Socket activation: when LISTEN_FDS/LISTEN_PID name this process, takes fds 3.. as
+// listeners (names from LISTEN_FDNAMES, "unknown" when absent), marks them close-on-exec
+// and removes the variables. Returns none when not socket-activated.
+Result<std::vector<Listener>> adopt_systemd_listeners();
+
+// The listeners to run with: every spec whose NAME matches an adopted socket takes that
+// socket, the others are bound; with no specs, all adopted sockets in order. Adopted
+// sockets nobody asked for are closed (and named in `unused`).
+Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, const std::vector<ListenSpec>& specs,
+                                              int backlog, std::vector<std::string>* unused);
+
 // Removes the unix socket files we created (if they are still the ones we bound).
 void remove_unix_socket_files(const std::vector<Listener>& listeners);
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "supervisor/cli.h"
+#include "supervisor/ctl_client.h"
 #include "supervisor/listeners.h"
 #include "supervisor/log.h"
 #include "supervisor/notify_socket.h"
@@ -24,6 +25,7 @@ int exit_code_for_exec_error(int err) { return err == ENOENT ? kExitNotFound : k
 } // namespace
 
 int main(int argc, char** argv) {
+    if (argc >= 2 && std::strcmp(argv[1], "ctl") == 0) return run_ctl(std::vector<std::string>(argv + 2, argv + argc));
     auto outcome = parse_command_line(std::vector<std::string>(argv, argv + argc));
     if (auto* done = std::get_if<CliExit>(&outcome)) {
         std::fputs(done->text.c_str(), done->code == 0 ? stdout : stderr);
@@ -40,13 +42,31 @@ int main(int argc, char** argv) {
         die_line(cmd.error().what);
         return exit_code_for_exec_error(cmd.error().code);
     }
-    cloexec_inherited_fds({});
+    if (cfg.control_path.empty())
+        if (const char* rt = std::getenv("RUNTIME_DIRECTORY"); rt != nullptr && *rt != '\0')
+            cfg.control_path = std::string(rt) + "/supervisor.sock";
 
-    auto listeners = bind_listeners(cfg.listeners, cfg.backlog);
+    // Socket activation first: the fds systemd passed must be taken before anything else.
+    auto adopted = adopt_systemd_listeners();
+    if (!adopted) {
+        die_line(adopted.error().what);
+        return kExitSystem;
+    }
+    if (adopted->empty() && cfg.listeners.empty()) {
+        die_line("no listener: give at least one --listen, or start under systemd socket activation (see --help)");
+        return kExitUsage;
+    }
+    cloexec_inherited_fds({});
+    std::vector<std::string> unused;
+    size_t adopted_count = adopted->size();
+    auto listeners = merge_listeners(std::move(adopted.value()), cfg.listeners, cfg.backlog, &unused);
     if (!listeners) {
         die_line(listeners.error().what);
         return kExitSystem;
     }
+    if (adopted_count > 0) spdlog::info("socket activation: adopted {} socket(s) from the service manager", adopted_count - unused.size());
+    for (const auto& name : unused)
+        spdlog::warn("socket activation: socket '{}' is not named by any --listen NAME=…: closed", name);
     auto notify = NotifySocket::create();
     if (!notify) {
         die_line(notify.error().what);

@@ -49,15 +49,20 @@ std::pair<int, uint64_t> key_of(const TimerId& id) { return {static_cast<int>(id
 
 Supervisor::Supervisor(Config cfg, std::vector<Listener>& listeners, NotifySocket notify, SystemdNotifier systemd)
     : cfg_(std::move(cfg)), listeners_(listeners), notify_(std::move(notify)), systemd_(std::move(systemd)),
-      machine_(settings_from(cfg_)), started_(std::chrono::steady_clock::now()) {}
+      machine_(settings_from(cfg_)), started_(std::chrono::steady_clock::now()),
+      started_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch()).count()) {}
 
 Supervisor::~Supervisor() {
+    control_.reset();
     signals_.clear();
     notify_poll_.close();
     timers_.clear();
     // Run the loop until every close callback has freed its handle, then close it.
     while (uv_loop_close(&loop_) == UV_EBUSY) uv_run(&loop_, UV_RUN_DEFAULT);
 }
+
+int64_t Supervisor::unix_ms_at(Millis t) const { return started_unix_ms_ + t.count(); }
 
 Millis Supervisor::now() const {
     return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - started_);
@@ -86,6 +91,13 @@ Result<Ok> Supervisor::setup() {
     notify_poll_ = UvHandle<uv_poll_t>(p);
     if (int rc = uv_poll_start(p, UV_READABLE, on_notify_readable); rc < 0)
         return Error{-rc, std::string("cannot watch the notify socket: ") + uv_strerror(rc)};
+    if (!cfg_.control_path.empty()) {
+        auto c = ControlServer::create(
+            &loop_, cfg_.control_path, [this](uint64_t id, const ControlRequest& r) { on_control(id, r); },
+            [this](uint64_t id) { on_control_closed(id); });
+        if (!c) return c.error();
+        control_ = std::move(c.value());
+    }
     return Ok{};
 }
 
@@ -93,9 +105,10 @@ Result<int> Supervisor::run() {
     if (auto r = setup(); !r) return r.error();
     for (size_t i = 0; i < listeners_.size(); i++)
         spdlog::info("listening name={} addr={} fd={}", listeners_[i].spec.name, listeners_[i].address, 3 + i);
-    spdlog::info("started pid={} notify_socket={} ready={} drain_signal={} drain_timeout={}", ::getpid(),
+    spdlog::info("started pid={} notify_socket={} ready={} drain_signal={} drain_timeout={} control={}", ::getpid(),
                  notify_.name(), cfg_.ready_mode == ReadyMode::Notify ? "notify" : "delay",
-                 signal_name(cfg_.drain_signal), format_duration(cfg_.drain_timeout));
+                 signal_name(cfg_.drain_signal), format_duration(cfg_.drain_timeout),
+                 control_ ? control_->path() : "off");
     dispatch(Boot{});
     if (exit_code_ < 0) uv_run(&loop_, UV_RUN_DEFAULT);
     return exit_code_ < 0 ? kExitSystem : exit_code_;
@@ -179,6 +192,9 @@ void Supervisor::dispatch(const Event& e) {
     auto actions = machine_.handle(e, now());
     assert(machine_.check_invariants().empty());
     for (const auto& a : actions) execute(a);
+    if (machine_.phase() == Phase::Stopping || machine_.phase() == Phase::Stopped)
+        fail_unassigned_waiters("the supervisor is stopping");
+    write_status_file();
 }
 
 void Supervisor::execute(const Action& action) {
@@ -198,14 +214,18 @@ void Supervisor::execute(const Action& action) {
             } else if constexpr (std::is_same_v<A, CancelTimer>) {
                 cancel_timer(a.id);
             } else if constexpr (std::is_same_v<A, NotifySystemd>) {
-                if (int rc = systemd_.send(a.state); rc < 0)
+                std::string state = a.state;
+                // Drains are bounded by --drain-timeout: ask systemd for that long plus a margin.
+                if (state.find("STOPPING=1") != std::string::npos)
+                    state += "\nEXTEND_TIMEOUT_USEC=" + std::to_string((cfg_.drain_timeout.count() + 5000) * 1000);
+                if (int rc = systemd_.send(state); rc < 0)
                     spdlog::warn("cannot notify the service manager: {}", std::strerror(-rc));
             } else if constexpr (std::is_same_v<A, Log>) {
                 spdlog::log(level_of(a.level), "{}", a.text);
             } else if constexpr (std::is_same_v<A, UpgradeVerdict>) {
-                spdlog::debug("upgrade verdict gen={} ok={} reason=\"{}\"", a.gen, a.ok, a.reason);
+                on_upgrade_verdict(a);
             } else if constexpr (std::is_same_v<A, UpgradeStarted>) {
-                spdlog::debug("upgrade covers gen={}", a.gen);
+                on_upgrade_started(a.gen);
             } else if constexpr (std::is_same_v<A, Exit>) {
                 shutdown(a.code);
             } else {
@@ -247,9 +267,114 @@ void Supervisor::cancel_timer(const TimerId& id) { timers_.erase(key_of(id)); }
 
 void Supervisor::shutdown(int code) {
     exit_code_ = code;
+    control_.reset();  // `ctl stop` callers see the connection close as we exit
     signals_.clear();
     notify_poll_.close();
     timers_.clear();
+}
+
+} // namespace sv
+
+// --- control ------------------------------------------------------------------------
+
+namespace sv {
+
+void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
+    switch (req.cmd) {
+    case ControlRequest::Cmd::Status:
+        control_->reply(client, control_reply({{"status", status_json(snapshot())}}));
+        return;
+    case ControlRequest::Cmd::Upgrade:
+        spdlog::info("ctl: upgrade requested");
+        waiters_.push_back({client, 0});
+        dispatch(UpgradeRequested{});
+        return;
+    case ControlRequest::Cmd::Stop:
+        control_->reply(client, control_reply({{"stopping", true}, {"pid", ::getpid()}}));
+        // A second stop through ctl must not escalate to a kill the way a second SIGTERM does.
+        if (machine_.phase() == Phase::Stopping || machine_.phase() == Phase::Stopped) return;
+        spdlog::info("ctl: stop requested");
+        dispatch(StopRequested{});
+        return;
+    }
+}
+
+void Supervisor::on_control_closed(uint64_t client) {
+    std::erase_if(waiters_, [client](const Waiter& w) { return w.client == client; });
+}
+
+void Supervisor::on_upgrade_started(uint64_t gen) {
+    for (auto& w : waiters_)
+        if (w.gen == 0) w.gen = gen;
+}
+
+void Supervisor::on_upgrade_verdict(const UpgradeVerdict& v) {
+    has_last_upgrade_ = true;
+    last_upgrade_ = UpgradeResult{v.gen, v.ok, v.reason, unix_ms_at(now())};
+    nlohmann::json reply{{"ok", v.ok}, {"gen", v.gen}, {"serving_gen", machine_.serving_gen()}};
+    if (!v.ok) reply["error"] = v.reason;
+    std::string line = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+        if (it->gen == v.gen) {
+            if (control_) control_->reply(it->client, line);
+            it = waiters_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+void Supervisor::fail_unassigned_waiters(const std::string& why) {
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+        if (it->gen == 0) {
+            if (control_) control_->reply(it->client, control_error(why));
+            it = waiters_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+StatusSnapshot Supervisor::snapshot() const {
+    StatusSnapshot s;
+    s.pid = ::getpid();
+    s.phase = to_string(machine_.phase());
+    s.serving_gen = machine_.serving_gen();
+    s.upgrade_pending = machine_.upgrade_pending();
+    s.started_unix_ms = started_unix_ms_;
+    for (const auto& w : machine_.workers()) {
+        WorkerStatus ws;
+        ws.gen = w.gen;
+        ws.pid = w.pid;
+        ws.state = to_string(w.state);
+        ws.started_unix_ms = unix_ms_at(w.spawned_at);
+        ws.ready_after_ms = (w.state == WorkerState::Ready || w.state == WorkerState::Draining) && w.ready_at.count() > 0
+                                ? (w.ready_at - w.spawned_at).count()
+                                : -1;
+        ws.status = w.status;
+        s.workers.push_back(std::move(ws));
+    }
+    for (size_t i = 0; i < listeners_.size(); i++)
+        s.listeners.push_back({listeners_[i].spec.name, listeners_[i].address, static_cast<int>(3 + i)});
+    s.has_last_upgrade = has_last_upgrade_;
+    s.last_upgrade = last_upgrade_;
+    return s;
+}
+
+// Rewritten only when it changed, atomically (temp file + rename), for scripts that poll.
+void Supervisor::write_status_file() {
+    if (cfg_.status_file.empty()) return;
+    std::string text = status_json(snapshot()).dump(2) + "\n";
+    if (text == status_written_) return;
+    std::string tmp = cfg_.status_file + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "we");
+    bool ok = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (f != nullptr) ok = (std::fclose(f) == 0) && ok;
+    if (!ok || std::rename(tmp.c_str(), cfg_.status_file.c_str()) < 0) {
+        spdlog::error("cannot write the status file {}: {}", cfg_.status_file, std::strerror(errno));
+        return;
+    }
+    status_written_ = std::move(text);
 }
 
 } // namespace sv

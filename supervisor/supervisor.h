@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "supervisor/config.h"
+#include "supervisor/control_socket.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/systemd.h"
@@ -53,6 +54,15 @@ private:
     void cancel_timer(const TimerId& id);
     void shutdown(int code);
     Millis now() const;
+    int64_t unix_ms_at(Millis t) const;
+
+    void on_control(uint64_t client, const ControlRequest& req);
+    void on_control_closed(uint64_t client);
+    void on_upgrade_started(uint64_t gen);
+    void on_upgrade_verdict(const UpgradeVerdict& v);
+    void fail_unassigned_waiters(const std::string& why);
+    StatusSnapshot snapshot() const;
+    void write_status_file();
 
     Config cfg_;
     std::vector<Listener>& listeners_;
@@ -64,7 +74,19 @@ private:
     UvHandle<uv_poll_t> notify_poll_;
     std::map<std::pair<int, uint64_t>, UvHandle<TimerHandle>> timers_;
     std::chrono::steady_clock::time_point started_;
+    int64_t started_unix_ms_ = 0;
     int exit_code_ = -1;
+
+    // `ctl upgrade` callers waiting for a verdict; gen 0 = covered by the next upgrade to start.
+    struct Waiter {
+        uint64_t client;
+        uint64_t gen;
+    };
+    std::unique_ptr<ControlServer> control_;
+    std::vector<Waiter> waiters_;
+    bool has_last_upgrade_ = false;
+    UpgradeResult last_upgrade_;
+    std::string status_written_;
 };
 
 } // namespace sv

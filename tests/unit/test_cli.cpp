@@ -45,7 +45,8 @@ TEST_CASE("defaults") {
 TEST_CASE("every option") {
     auto out = parse({"--listen", "http=127.0.0.1:80", "-l", "unix:/tmp/x.sock", "--backlog", "64", "--ready", "notify",
                       "--ready-delay", "250ms", "--ready-timeout", "5s", "--drain-signal", "QUIT", "--drain-timeout",
-                      "1m", "--pid-file", "/tmp/p", "--log-level", "debug", "--", "srv"});
+                      "1m", "--pid-file", "/tmp/p", "--log-level", "debug", "--control", "/run/c.sock",
+                      "--status-file", "/run/s.json", "--", "srv"});
     auto* c = std::get_if<Config>(&out);
     REQUIRE(c != nullptr);
     CHECK_EQ(c->listeners.size(), 2u);
@@ -59,6 +60,15 @@ TEST_CASE("every option") {
     CHECK_EQ(c->drain_timeout.count(), 60'000);
     CHECK_EQ(c->pid_file, "/tmp/p");
     CHECK_EQ(c->log_level, "debug");
+    CHECK_EQ(c->control_path, "/run/c.sock");
+    CHECK_EQ(c->status_file, "/run/s.json");
+}
+
+TEST_CASE("--listen may be left out (socket activation supplies the sockets)") {
+    auto out = parse({"--", "srv"});
+    auto* c = std::get_if<Config>(&out);
+    REQUIRE(c != nullptr);
+    CHECK(c->listeners.empty());
 }
 
 TEST_CASE("a worker's own flags after -- are not ours") {
@@ -70,7 +80,6 @@ TEST_CASE("a worker's own flags after -- are not ours") {
 
 TEST_CASE("usage errors: one line, exit 2, naming the input") {
     expect_usage_error({"-l", "8080"}, "no command");
-    expect_usage_error({"--", "srv"}, "no listener");
     expect_usage_error({"--frobnicate", "-l", "1", "--", "srv"}, "frobnicate");
     expect_usage_error({"-l", "nonsense:xx", "--", "srv"}, "nonsense:xx");
     expect_usage_error({"-l", "1", "--ready", "sometimes", "--", "srv"}, "sometimes");

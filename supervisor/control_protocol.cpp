@@ -1,0 +1,103 @@
+// Control protocol: request parsing, replies, status document and table.
+#include "supervisor/control_protocol.h"
+
+#include <fmt/format.h>
+
+namespace sv {
+
+using json = nlohmann::json;
+
+Result<ControlRequest> parse_control_request(std::string_view line) {
+    if (line.size() > kControlMaxLine) return Error{0, "request too long"};
+    json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return Error{0, "request is not valid JSON"};
+    if (!j.is_object()) return Error{0, "request must be a JSON object"};
+    auto it = j.find("cmd");
+    if (it == j.end() || !it->is_string()) return Error{0, "request needs a \"cmd\" string"};
+    const auto& cmd = it->get_ref<const std::string&>();
+    if (cmd == "status") return ControlRequest{ControlRequest::Cmd::Status};
+    if (cmd == "upgrade") return ControlRequest{ControlRequest::Cmd::Upgrade};
+    if (cmd == "stop") return ControlRequest{ControlRequest::Cmd::Stop};
+    return Error{0, "unknown cmd \"" + cmd.substr(0, 64) + "\" (status, upgrade, stop)"};
+}
+
+std::string control_error(std::string_view what) {
+    json j{{"ok", false}, {"error", std::string(what)}};
+    return j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::string control_reply(json body) {
+    body["ok"] = true;
+    return body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+json status_json(const StatusSnapshot& s) {
+    json workers = json::array();
+    for (const auto& w : s.workers) {
+        json jw{{"gen", w.gen}, {"pid", w.pid}, {"state", w.state}, {"started_unix_ms", w.started_unix_ms},
+                {"status", w.status}};
+        jw["ready_after_ms"] = w.ready_after_ms >= 0 ? json(w.ready_after_ms) : json(nullptr);
+        workers.push_back(std::move(jw));
+    }
+    json listeners = json::array();
+    for (const auto& l : s.listeners) listeners.push_back({{"name", l.name}, {"address", l.address}, {"fd", l.fd}});
+    json j{{"pid", s.pid},
+           {"phase", s.phase},
+           {"serving_gen", s.serving_gen},
+           {"upgrade_pending", s.upgrade_pending},
+           {"started_unix_ms", s.started_unix_ms},
+           {"workers", std::move(workers)},
+           {"listeners", std::move(listeners)}};
+    if (s.has_last_upgrade)
+        j["last_upgrade"] = {{"gen", s.last_upgrade.gen}, {"ok", s.last_upgrade.ok},
+                             {"reason", s.last_upgrade.reason}, {"at_unix_ms", s.last_upgrade.at_unix_ms}};
+    else
+        j["last_upgrade"] = nullptr;
+    return j;
+}
+
+std::string format_age(int64_t ms) {
+    if (ms < 0) ms = 0;
+    if (ms < 1000) return fmt::format("{}ms", ms);
+    if (ms < 60'000) return fmt::format("{:.1f}s", static_cast<double>(ms) / 1000);
+    int64_t s = ms / 1000;
+    if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+    if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+    return fmt::format("{}d{:02}h", s / 86400, (s % 86400) / 3600);
+}
+
+std::string format_status_table(const json& st, int64_t now) {
+    auto num = [](const json& j, const char* key) -> int64_t {
+        auto it = j.find(key);
+        return it != j.end() && it->is_number() ? it->get<int64_t>() : 0;
+    };
+    auto str = [](const json& j, const char* key) -> std::string {
+        auto it = j.find(key);
+        return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+    };
+    std::string out = fmt::format("supervisor pid {}: {}, serving gen {}{}, up {}\n", num(st, "pid"), str(st, "phase"),
+                                  num(st, "serving_gen"),
+                                  st.value("upgrade_pending", false) ? " (an upgrade is queued)" : "",
+                                  format_age(now - num(st, "started_unix_ms")));
+    if (auto it = st.find("listeners"); it != st.end() && it->is_array())
+        for (const auto& l : *it)
+            out += fmt::format("listening {} {} (fd {})\n", str(l, "name"), str(l, "address"), num(l, "fd"));
+    if (auto it = st.find("last_upgrade"); it != st.end() && it->is_object()) {
+        const auto& u = *it;
+        out += fmt::format("last upgrade: gen {} {} {} ago{}\n", num(u, "gen"),
+                           u.value("ok", false) ? "succeeded" : "FAILED", format_age(now - num(u, "at_unix_ms")),
+                           u.value("ok", false) ? "" : ": " + str(u, "reason"));
+    }
+    out += fmt::format("{:<5} {:<8} {:<9} {:<8} {:<7} {}\n", "GEN", "PID", "STATE", "AGE", "READY", "STATUS");
+    if (auto it = st.find("workers"); it != st.end() && it->is_array()) {
+        for (const auto& w : *it) {
+            auto ready = w.find("ready_after_ms");
+            std::string ready_s = ready != w.end() && ready->is_number() ? format_age(ready->get<int64_t>()) : "-";
+            out += fmt::format("{:<5} {:<8} {:<9} {:<8} {:<7} {}\n", num(w, "gen"), num(w, "pid"), str(w, "state"),
+                               format_age(now - num(w, "started_unix_ms")), ready_s, str(w, "status"));
+        }
+    }
+    return out;
+}
+
+} // namespace sv

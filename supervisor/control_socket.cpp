@@ -1,0 +1,168 @@
+// Control socket server on libuv pipes.
+#include "supervisor/control_socket.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "supervisor/listeners.h"
+
+namespace sv {
+
+struct ControlServer::Client {
+    uv_pipe_t pipe;  // first: the handle converts to the Client
+    ControlServer* server;
+    uint64_t id;
+    std::string buf;
+    bool closing = false;
+};
+
+namespace {
+
+struct WriteReq {
+    uv_write_t req;
+    std::string data;
+};
+
+void free_client(uv_handle_t* h) { delete reinterpret_cast<ControlServer::Client*>(h); }
+
+} // namespace
+
+Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, const std::string& path,
+                                                             RequestFn on_request, ClosedFn on_closed) {
+    if (auto r = clear_stale_unix_socket(path, "the control socket " + path); !r) return r.error();
+    std::unique_ptr<ControlServer> s(new ControlServer());
+    s->path_ = path;
+    s->on_request_ = std::move(on_request);
+    s->on_closed_ = std::move(on_closed);
+    s->server_ = new uv_pipe_t{};
+    uv_pipe_init(loop, s->server_, 0);
+    s->server_->data = s.get();
+    // Created 0600 from the start: no window in which another user could connect.
+    mode_t old = ::umask(0177);
+    int rc = uv_pipe_bind(s->server_, path.c_str());
+    ::umask(old);
+    if (rc < 0) return Error{-rc, "cannot bind the control socket " + path + ": " + uv_strerror(rc)};
+    struct stat st{};
+    if (::stat(path.c_str(), &st) == 0) s->inode_ = st.st_ino;
+    if ((rc = uv_listen(reinterpret_cast<uv_stream_t*>(s->server_), 16, on_connection)) < 0)
+        return Error{-rc, "cannot listen on the control socket " + path + ": " + uv_strerror(rc)};
+    return s;
+}
+
+ControlServer::~ControlServer() { close(); }
+
+void ControlServer::close() {
+    for (auto& [id, c] : clients_) {
+        c->closing = true;
+        uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), free_client);
+    }
+    clients_.clear();
+    if (server_ != nullptr) {
+        uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
+        server_ = nullptr;
+        struct stat st{};
+        if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
+    }
+}
+
+void ControlServer::on_connection(uv_stream_t* server, int status) noexcept {
+    auto* self = static_cast<ControlServer*>(server->data);
+    if (status < 0) {
+        spdlog::error("control socket accept error: {}", uv_strerror(status));
+        return;
+    }
+    self->accept_one();
+}
+
+void ControlServer::accept_one() {
+    auto* c = new Client{};
+    uv_pipe_init(server_->loop, &c->pipe, 0);
+    c->server = this;
+    c->id = next_id_++;
+    c->pipe.data = c;
+    if (uv_accept(reinterpret_cast<uv_stream_t*>(server_), reinterpret_cast<uv_stream_t*>(&c->pipe)) < 0) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), free_client);
+        return;
+    }
+    clients_[c->id] = c;
+    uv_os_fd_t fd;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    bool allowed = uv_fileno(reinterpret_cast<uv_handle_t*>(&c->pipe), &fd) == 0 &&
+                   ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                   (cred.uid == 0 || cred.uid == ::geteuid());
+    if (!allowed) {
+        spdlog::warn("control connection refused pid={} uid={}: only uid {} and root may control this supervisor",
+                     cred.pid, cred.uid, ::geteuid());
+        reply(c->id, control_error("permission denied: uid " + std::to_string(cred.uid) + " may not control this supervisor"));
+        drop(c);
+        return;
+    }
+    uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), on_alloc, on_read);
+}
+
+void ControlServer::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) noexcept {
+    static char slab[16 * 1024];  // one loop thread: reads are consumed before the next alloc
+    *buf = uv_buf_init(slab, sizeof slab);
+}
+
+void ControlServer::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept {
+    auto* c = static_cast<Client*>(s->data);
+    if (nread < 0) {
+        c->server->drop(c);  // EOF or error: the client is gone
+        return;
+    }
+    c->server->consume(c, buf->base, static_cast<size_t>(nread));
+}
+
+void ControlServer::consume(Client* c, const char* data, size_t n) {
+    c->buf.append(data, n);
+    size_t start = 0;
+    for (size_t nl; !c->closing && (nl = c->buf.find('\n', start)) != std::string::npos; start = nl + 1) {
+        std::string_view line(c->buf.data() + start, nl - start);
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.empty()) continue;
+        auto req = parse_control_request(line);
+        if (!req) {
+            spdlog::warn("control request rejected: {}", req.error().what);
+            reply(c->id, control_error(req.error().what));
+            continue;
+        }
+        on_request_(c->id, *req);
+        if (clients_.find(c->id) == clients_.end()) return;  // the handler closed us
+    }
+    c->buf.erase(0, start);
+    if (c->buf.size() > kControlMaxLine) {
+        spdlog::warn("control request rejected: longer than {} bytes without a newline", kControlMaxLine);
+        reply(c->id, control_error("request too long"));
+        drop(c);
+    }
+}
+
+void ControlServer::reply(uint64_t client, const std::string& line) {
+    auto it = clients_.find(client);
+    if (it == clients_.end() || it->second->closing) return;
+    auto* w = new WriteReq{};
+    w->data = line;
+    uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&it->second->pipe), &b, 1,
+                      [](uv_write_t* r, int) { delete reinterpret_cast<WriteReq*>(r); });
+    if (rc < 0) delete w;
+}
+
+void ControlServer::drop(Client* c) {
+    if (c->closing) return;
+    c->closing = true;
+    clients_.erase(c->id);
+    uint64_t id = c->id;
+    // Pending writes complete (with an error) before the close callback frees the client.
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), free_client);
+    on_closed_(id);
+}
+
+} // namespace sv

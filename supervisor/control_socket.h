@@ -1,0 +1,56 @@
+// The control socket: a unix stream server speaking newline-delimited JSON. Callers are
+// checked with SO_PEERCRED (our uid or root); anyone else is refused with a logged line.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "supervisor/control_protocol.h"
+#include "supervisor/result.h"
+
+namespace sv {
+
+class ControlServer {
+public:
+    using RequestFn = std::function<void(uint64_t client, const ControlRequest&)>;
+    using ClosedFn = std::function<void(uint64_t client)>;
+
+    // Binds `path` with mode 0600 (a stale socket file is replaced, a live one refused).
+    static Result<std::unique_ptr<ControlServer>> create(uv_loop_t* loop, const std::string& path, RequestFn on_request,
+                                                         ClosedFn on_closed);
+    ~ControlServer();
+    ControlServer(const ControlServer&) = delete;
+    ControlServer& operator=(const ControlServer&) = delete;
+
+    // Sends one reply line to a client, if it is still connected.
+    void reply(uint64_t client, const std::string& line);
+    // Closes the listener and every client; removes the socket file.
+    void close();
+    const std::string& path() const { return path_; }
+
+    struct Client;  // defined in the .cpp
+
+private:
+    ControlServer() = default;
+    static void on_connection(uv_stream_t* server, int status) noexcept;
+    static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
+    static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
+    void accept_one();
+    void consume(Client* c, const char* data, size_t n);
+    void drop(Client* c);
+
+    uv_pipe_t* server_ = nullptr;
+    std::string path_;
+    ino_t inode_ = 0;
+    RequestFn on_request_;
+    ClosedFn on_closed_;
+    std::map<uint64_t, Client*> clients_;
+    uint64_t next_id_ = 1;
+};
+
+} // namespace sv

@@ -1,0 +1,194 @@
+// `supervisor ctl`: connect, send one request, wait (bounded) for the answer.
+#include "supervisor/ctl_client.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "supervisor/control_protocol.h"
+#include "supervisor/parse.h"
+#include "supervisor/unique_fd.h"
+
+namespace sv {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int fail(int code, const std::string& what) {
+    std::fprintf(stderr, "supervisor ctl: %s\n", what.c_str());
+    return code;
+}
+
+int64_t unix_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+class Connection {
+public:
+    explicit Connection(UniqueFd fd) : fd_(std::move(fd)) {}
+
+    bool send(const std::string& line) {
+        size_t off = 0;
+        while (off < line.size()) {
+            ssize_t n = ::send(fd_.get(), line.data() + off, line.size() - off, MSG_NOSIGNAL);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return false;
+            off += static_cast<size_t>(n);
+        }
+        return true;
+    }
+
+    // One reply line. Returns 1 with *line, 0 on EOF, -1 on timeout, -2 on error.
+    int read_line(std::string* line, Clock::time_point deadline) {
+        for (;;) {
+            if (auto nl = buf_.find('\n'); nl != std::string::npos) {
+                *line = buf_.substr(0, nl);
+                buf_.erase(0, nl + 1);
+                return 1;
+            }
+            int rc = wait_readable(deadline);
+            if (rc <= 0) return rc == 0 ? -1 : -2;
+            char tmp[4096];
+            ssize_t n = ::read(fd_.get(), tmp, sizeof tmp);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return -2;
+            if (n == 0) return 0;
+            buf_.append(tmp, static_cast<size_t>(n));
+        }
+    }
+
+    // Waits until the peer closes (the supervisor exited). true on EOF, false on timeout.
+    bool wait_closed(Clock::time_point deadline) {
+        std::string ignored;
+        for (;;) {
+            int rc = read_line(&ignored, deadline);
+            if (rc == 0 || rc == -2) return true;
+            if (rc == -1) return false;
+        }
+    }
+
+private:
+    int wait_readable(Clock::time_point deadline) {
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+            if (left <= 0) return 0;
+            pollfd p{fd_.get(), POLLIN, 0};
+            int rc = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left, 1'000'000)));
+            if (rc < 0 && errno == EINTR) continue;
+            return rc;
+        }
+    }
+
+    UniqueFd fd_;
+    std::string buf_;
+};
+
+// Connects, or explains in one line why not (and what to check).
+int connect_control(const std::string& path, UniqueFd* out) {
+    sockaddr_un sa{};
+    if (path.size() >= sizeof sa.sun_path) return fail(kCtlUsage, "control socket path too long: " + path);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sa.sun_family = AF_UNIX;
+    std::memcpy(sa.sun_path, path.c_str(), path.size());
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+        int err = errno;
+        std::string hint = err == ENOENT         ? " (is the supervisor running with --control " + path + "?)"
+                           : err == ECONNREFUSED ? " (stale socket: no supervisor is running there)"
+                           : err == EACCES       ? " (run as the supervisor's user or root)"
+                                                 : "";
+        return fail(kCtlUnreachable, "cannot connect to " + path + ": " + std::strerror(err) + hint);
+    }
+    *out = std::move(fd);
+    return kCtlOk;
+}
+
+// Sends a request and reads its reply as JSON.
+int request(Connection& c, const std::string& cmd, Clock::time_point deadline, json* reply) {
+    if (!c.send(json{{"cmd", cmd}}.dump() + "\n")) return fail(kCtlUnreachable, "cannot send the request: connection lost");
+    std::string line;
+    int rc = c.read_line(&line, deadline);
+    if (rc == -1) return fail(kCtlFailed, "no answer to '" + cmd + "' in time (see the supervisor's log)");
+    if (rc <= 0) return fail(kCtlUnreachable, "the supervisor closed the connection without an answer");
+    *reply = json::parse(line, nullptr, false);
+    if (reply->is_discarded() || !reply->is_object()) return fail(kCtlFailed, "unreadable answer: " + line);
+    return kCtlOk;
+}
+
+} // namespace
+
+int run_ctl(const std::vector<std::string>& args) {
+    CLI::App app{"supervisor ctl: control a running supervisor through its control socket", "supervisor ctl"};
+    app.footer("Exit codes: 0 done, 1 failed (upgrade rolled back, refused, no answer in time), 2 usage,\n"
+               "3 no supervisor at the control socket.");
+    std::string control, timeout_text;
+    const char* rt = std::getenv("RUNTIME_DIRECTORY");
+    app.add_option("--control", control, "control socket (default: $RUNTIME_DIRECTORY/supervisor.sock)")->type_name("PATH");
+    app.require_subcommand(1);
+    bool as_json = false;
+    auto* status = app.add_subcommand("status", "show generations, workers and the last upgrade");
+    status->add_flag("--json", as_json, "print the status document as JSON");
+    auto* upgrade = app.add_subcommand("upgrade", "upgrade and wait: exit 0 when the new generation serves, 1 if rolled back");
+    upgrade->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
+    auto* stop = app.add_subcommand("stop", "graceful stop; waits until the supervisor has exited");
+    stop->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
+
+    std::vector<std::string> rev(args.rbegin(), args.rend());
+    try {
+        app.parse(rev);
+    } catch (const CLI::CallForHelp&) {
+        std::fputs(app.help().c_str(), stdout);
+        return kCtlOk;
+    } catch (const CLI::ParseError& e) {
+        return fail(kCtlUsage, std::string(e.what()) + " (see supervisor ctl --help)");
+    }
+    if (control.empty() && rt != nullptr && *rt != '\0') control = std::string(rt) + "/supervisor.sock";
+    if (control.empty()) return fail(kCtlUsage, "no control socket: give --control PATH (or set RUNTIME_DIRECTORY)");
+    Millis timeout{300'000};
+    if (!timeout_text.empty()) {
+        auto d = parse_duration(timeout_text);
+        if (!d || d->count() == 0) return fail(kCtlUsage, "invalid --timeout '" + timeout_text + "': expected a duration like 30s");
+        timeout = *d;
+    }
+    auto deadline = Clock::now() + timeout;
+
+    UniqueFd fd;
+    if (int rc = connect_control(control, &fd); rc != kCtlOk) return rc;
+    Connection conn(std::move(fd));
+    json reply;
+    if (status->parsed()) {
+        if (int rc = request(conn, "status", deadline, &reply); rc != kCtlOk) return rc;
+        if (!reply.value("ok", false)) return fail(kCtlFailed, reply.value("error", "refused"));
+        if (as_json) std::printf("%s\n", reply["status"].dump(2).c_str());
+        else std::fputs(format_status_table(reply["status"], unix_ms()).c_str(), stdout);
+        return kCtlOk;
+    }
+    if (upgrade->parsed()) {
+        if (int rc = request(conn, "upgrade", deadline, &reply); rc != kCtlOk) return rc;
+        auto gen = reply.value("gen", 0);
+        if (reply.value("ok", false)) {
+            std::printf("upgrade to gen %d succeeded: it is serving\n", gen);
+            return kCtlOk;
+        }
+        if (gen > 0) return fail(kCtlFailed, "upgrade to gen " + std::to_string(gen) + " failed: " + reply.value("error", "") +
+                                                 "; gen " + std::to_string(reply.value("serving_gen", 0)) + " is still serving");
+        return fail(kCtlFailed, "upgrade refused: " + reply.value("error", ""));
+    }
+    if (int rc = request(conn, "stop", deadline, &reply); rc != kCtlOk) return rc;
+    if (!reply.value("ok", false)) return fail(kCtlFailed, reply.value("error", "refused"));
+    if (!conn.wait_closed(deadline))
+        return fail(kCtlFailed, "the supervisor is still stopping after " + format_duration(timeout) + " (workers draining?)");
+    std::printf("supervisor pid %d stopped\n", reply.value("pid", 0));
+    return kCtlOk;
+}
+
+} // namespace sv
