@@ -20,7 +20,7 @@ using namespace sv;
 
 namespace {
 
-int exit_code_for_exec_error(int err) { return err == ENOENT ? kExitNotFound : kExitNotExecutable; }
+int exit_code_for_exec_error(int err) { return err == ENOENT ? kExitNotFound : kExitNotExecutable; }  // as a shell
 
 } // namespace
 

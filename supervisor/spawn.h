@@ -18,7 +18,8 @@ struct SpawnRequest {
 };
 
 // Resolves argv[0] like execvp(3) would: a path with '/' as is, else the first executable
-// regular file in PATH. Errors: ENOENT (not found), EACCES (found, not executable).
+// regular file in PATH. Errors: ENOENT (not found, or a #! interpreter that is missing),
+// EACCES (not executable), ENOEXEC (neither ELF nor #!), each as one readable line.
 Result<std::string> resolve_command(const std::string& name, const std::string& path_env);
 
 // Forks and execs. Returns the child's pid once exec succeeded; exec failure is reported

@@ -321,12 +321,14 @@ void UpgradeMachine::spawn_next() {
 void UpgradeMachine::start_upgrade() {
     pending_upgrade_ = false;
     phase_ = Phase::Upgrading;
+    upgrade_from_gen_ = current_gen_;
     log(LogLevel::Info, fmt::format("upgrade started gen={} serving_gen={}", next_gen_, current_gen_));
     out_.push_back(NotifySystemd{fmt::format("RELOADING=1\nSTATUS=upgrading to gen={}", next_gen_)});
     spawn_upgrade();
 }
 
 void UpgradeMachine::spawn_upgrade() {
+    if (phase_ != Phase::Upgrading) upgrade_from_gen_ = 0;  // nothing serves: nothing is replaced
     upgrade_gen_ = next_gen_;
     upgrade_at_ = now_;
     out_.push_back(UpgradeStarted{upgrade_gen_});
@@ -339,7 +341,6 @@ void UpgradeMachine::become_ready(Worker& w) {
     w.ready_at = now_;
     starting_gen_ = 0;
     log(LogLevel::Info, fmt::format("ready gen={} pid={} after_ms={}", w.gen, w.pid, since(w.spawned_at).count()));
-    uint64_t old_gen = current_gen_;
     for (auto& other : workers_)
         if (other.state == WorkerState::Ready && other.gen != w.gen) drain(other);
     current_gen_ = w.gen;
@@ -347,7 +348,7 @@ void UpgradeMachine::become_ready(Worker& w) {
     phase_ = Phase::Serving;
     if (upgrade_gen_ == w.gen) {
         log(LogLevel::Info, fmt::format("upgrade done gen={} pid={} replaced_gen={} after_ms={}", w.gen, w.pid,
-                                        old_gen, since(upgrade_at_).count()));
+                                        upgrade_from_gen_, since(upgrade_at_).count()));
         verdict(w.gen, true, "");
     }
     out_.push_back(NotifySystemd{fmt::format("READY=1\nSTATUS=serving gen={} pid={}", w.gen, w.pid)});

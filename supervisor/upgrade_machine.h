@@ -144,6 +144,7 @@ private:
     uint64_t starting_gen_ = 0;
     uint64_t upgrade_gen_ = 0;  // the generation whose verdict an upgrade request awaits
     Millis upgrade_at_{0};
+    uint64_t upgrade_from_gen_ = 0;  // the generation an upgrade replaces, for the log
     Millis stop_at_{0};
     bool pending_upgrade_ = false;
     bool respawn_pending_ = false;

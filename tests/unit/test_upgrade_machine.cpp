@@ -339,6 +339,7 @@ TEST_CASE("the serving worker crashes during an upgrade: the new one takes over"
     h.ready(2);
     CHECK_EQ(h.m.phase(), Phase::Serving);
     CHECK_EQ(h.m.serving_gen(), 2u);
+    CHECK(h.logged("upgrade done gen=2 pid=101 replaced_gen=1", h.last));
     SUBCASE("or, if the new one fails too, a respawn is scheduled") {
         Harness g;
         g.serve();
