@@ -14,7 +14,11 @@ failed=0
 run_suite() {  # build_dir label
   local dir=$1 label=$2
   echo "== $label: build"
-  ninja -C "$dir" >/dev/null
+  if ! ninja -C "$dir" >"$dir/build-output.txt" 2>&1; then
+    grep -E "error|FAILED" -A5 "$dir/build-output.txt" | head -60
+    echo "tests: 0 passed, 1 failed (the $label did not compile; full output in $dir/build-output.txt)"
+    exit 1
+  fi
   echo "== $label: test"
   if meson test -C "$dir" --print-errorlogs --num-processes 1; then :; fi
   local ok fail

@@ -42,6 +42,24 @@ std::pair<std::vector<std::string>, std::vector<std::string>> split_command(
 
 } // namespace
 
+std::optional<Compat> parse_compat(std::string_view text) {
+    if (text == "all") return Compat{};
+    if (text.empty()) return std::nullopt;
+    Compat c{false, false, false};
+    if (text == "none") return c;
+    while (!text.empty()) {
+        auto comma = text.find(',');
+        std::string_view item = text.substr(0, comma);
+        text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+        if (item == "server-starter") c.server_starter = true;
+        else if (item == "einhorn") c.einhorn = true;
+        else if (item == "nginx") c.nginx = true;
+        else if (item == "all") c.server_starter = c.einhorn = true;
+        else return std::nullopt;
+    }
+    return c;
+}
+
 CliOutcome parse_command_line(const std::vector<std::string>& args) {
     auto [opts, command] = split_command(args);
     CLI::App app{"supervisor: hold listening sockets and upgrade a server with zero downtime\n"
@@ -75,6 +93,13 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         ->type_name("PATH");
     app.add_option("--status-file", cfg.status_file, "keep a JSON status here, rewritten atomically on every change")
         ->type_name("PATH");
+    std::string compat, socket_mode;
+    app.add_option("--compat", compat,
+                   "launcher variables besides LISTEN_*: all (server-starter,einhorn; default), none, or a list "
+                   "of server-starter, einhorn, nginx")
+        ->type_name("LIST");
+    app.add_option("--socket-mode", socket_mode, "file mode of unix listeners, octal (e.g. 660)")->type_name("MODE");
+    app.add_option("--socket-owner", cfg.socket_owner, "owner of unix listeners")->type_name("USER[:GROUP]");
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_option("command", positional, "the worker command (after --)")->expected(0, -1);
@@ -116,6 +141,16 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     if (auto e = duration("--ready-timeout", ready_timeout, cfg.ready_timeout)) return *e;
     if (auto e = duration("--drain-timeout", drain_timeout, cfg.drain_timeout)) return *e;
     if (cfg.ready_timeout.count() == 0) return usage_error("invalid --ready-timeout '0': must be more than 0");
+    if (!compat.empty()) {
+        auto c = parse_compat(compat);
+        if (!c) return usage_error("invalid --compat '" + compat + "': expected all, none, or a comma list of server-starter, einhorn, nginx");
+        cfg.compat = *c;
+    }
+    if (!socket_mode.empty()) {
+        auto m = parse_mode(socket_mode);
+        if (!m) return usage_error("invalid --socket-mode '" + socket_mode + "': expected an octal mode like 660");
+        cfg.socket_mode = *m;
+    }
     if (!drain_signal.empty()) {
         auto sig = parse_signal(drain_signal);
         if (!sig) return usage_error("invalid --drain-signal '" + drain_signal + "': expected a signal name like TERM or QUIT, or a number");

@@ -1,7 +1,9 @@
 // Command line → Config (pure: no I/O besides building help text).
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -18,5 +20,8 @@ struct CliExit {
 using CliOutcome = std::variant<Config, CliExit>;
 
 CliOutcome parse_command_line(const std::vector<std::string>& args);
+
+// "all", "none", or "server-starter,einhorn,nginx" (any subset).
+std::optional<Compat> parse_compat(std::string_view text);
 
 } // namespace sv

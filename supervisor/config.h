@@ -14,6 +14,14 @@ namespace sv {
 
 enum class ReadyMode { Delay, Notify };
 
+// Which launcher conventions workers get besides systemd's LISTEN_* (always set).
+struct Compat {
+    bool server_starter = true;  // SERVER_STARTER_PORT, SERVER_STARTER_GENERATION
+    bool einhorn = true;         // EINHORN_FDS, EINHORN_FD_COUNT, EINHORN_FD_<i>
+    bool nginx = false;          // NGINX="3;4;" (only when asked: an nginx master takes the sockets)
+    bool operator==(const Compat&) const = default;
+};
+
 constexpr Millis kDefaultReadyDelay{1000};
 constexpr Millis kDefaultReadyTimeout{60'000};
 constexpr Millis kDefaultDrainTimeout{30'000};
@@ -32,6 +40,9 @@ struct Config {
     std::string pid_file;
     std::string control_path;  // --control; main defaults it to $RUNTIME_DIRECTORY/supervisor.sock
     std::string status_file;
+    Compat compat;
+    int socket_mode = -1;          // --socket-mode for unix listeners; -1: as the umask gives
+    std::string socket_owner;      // --socket-owner USER[:GROUP] for unix listeners
     std::string log_level = "info";
     std::vector<std::string> command;  // argv of the worker, command[0] resolved through PATH
 };

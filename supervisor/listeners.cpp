@@ -2,6 +2,8 @@
 #include "supervisor/listeners.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
+#include <pwd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -115,15 +117,23 @@ Result<Ok> clear_stale_unix_socket(const std::string& path, const std::string& d
 
 namespace {
 
-Result<Listener> bind_unix(const ListenSpec& spec, int backlog) {
+Result<Listener> bind_unix(const ListenSpec& spec, int backlog, const UnixSocketOptions& opts) {
     if (auto r = clear_stale_unix_socket(spec.path, "unix:" + spec.path); !r) return r.error();
     Listener l{spec, UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)), spec.path, 0};
     if (!l.fd.valid()) return sys_error(errno, "cannot create a socket for unix:" + spec.path);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     std::memcpy(sa.sun_path, spec.path.c_str(), spec.path.size());
-    if (::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
-        return sys_error(errno, "cannot bind unix:" + spec.path);
+    // With --socket-mode the file starts private and is then opened up: never wider than asked.
+    mode_t old_umask = opts.mode >= 0 ? ::umask(0177) : 0;
+    int rc = ::bind(l.fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    int bind_errno = errno;
+    if (opts.mode >= 0) ::umask(old_umask);
+    if (rc < 0) return sys_error(bind_errno, "cannot bind unix:" + spec.path);
+    if ((opts.uid >= 0 || opts.gid >= 0) && ::chown(spec.path.c_str(), opts.uid, opts.gid) < 0)
+        return sys_error(errno, "cannot set the owner of unix:" + spec.path);
+    if (opts.mode >= 0 && ::chmod(spec.path.c_str(), static_cast<mode_t>(opts.mode)) < 0)
+        return sys_error(errno, "cannot set the mode of unix:" + spec.path);
     if (::listen(l.fd.get(), backlog) < 0) return sys_error(errno, "cannot listen on unix:" + spec.path);
     struct stat st{};
     if (::stat(spec.path.c_str(), &st) == 0) l.unix_inode = st.st_ino;
@@ -132,10 +142,30 @@ Result<Listener> bind_unix(const ListenSpec& spec, int backlog) {
 
 } // namespace
 
-Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& specs, int backlog) {
+Result<UnixSocketOptions> resolve_socket_owner(const std::string& owner, int mode) {
+    UnixSocketOptions o;
+    o.mode = mode;
+    if (owner.empty()) return o;
+    std::string user = owner.substr(0, owner.find(':'));
+    std::string grp = owner.find(':') == std::string::npos ? "" : owner.substr(owner.find(':') + 1);
+    if (!user.empty()) {
+        if (auto n = parse_uint(user)) o.uid = *n;
+        else if (passwd* pw = ::getpwnam(user.c_str())) o.uid = static_cast<int>(pw->pw_uid), o.gid = static_cast<int>(pw->pw_gid);
+        else return Error{0, "invalid --socket-owner '" + owner + "': no user '" + user + "'"};
+    }
+    if (!grp.empty()) {
+        if (auto n = parse_uint(grp)) o.gid = *n;
+        else if (struct group* gr = ::getgrnam(grp.c_str())) o.gid = static_cast<int>(gr->gr_gid);
+        else return Error{0, "invalid --socket-owner '" + owner + "': no group '" + grp + "'"};
+    }
+    return o;
+}
+
+Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& specs, int backlog,
+                                             const UnixSocketOptions& unix_opts) {
     std::vector<Listener> out;
     for (const auto& spec : specs) {
-        auto l = spec.kind == ListenSpec::Kind::Unix ? bind_unix(spec, backlog) : bind_tcp(spec, backlog);
+        auto l = spec.kind == ListenSpec::Kind::Unix ? bind_unix(spec, backlog, unix_opts) : bind_tcp(spec, backlog);
         if (!l) {
             remove_unix_socket_files(out);
             return l.error();
@@ -189,7 +219,8 @@ Result<std::vector<Listener>> adopt_systemd_listeners() {
 }
 
 Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, const std::vector<ListenSpec>& specs,
-                                              int backlog, std::vector<std::string>* unused) {
+                                              int backlog, const UnixSocketOptions& unix_opts,
+                                              std::vector<std::string>* unused) {
     if (specs.empty()) return adopted;
     std::vector<Listener> out;
     for (const auto& spec : specs) {
@@ -203,7 +234,7 @@ Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, con
     }
     for (auto& l : out) {
         if (l.fd.valid()) continue;
-        auto bound = bind_listeners({l.spec}, backlog);
+        auto bound = bind_listeners({l.spec}, backlog, unix_opts);
         if (!bound) {
             remove_unix_socket_files(out);
             return bound.error();

@@ -20,11 +20,22 @@ struct Listener {
     ino_t unix_inode = 0; // the socket file we created, removed on exit only if still ours
 };
 
+// Ownership and mode of unix listener files (-1: leave as bind(2) and the umask make them).
+struct UnixSocketOptions {
+    int mode = -1;
+    int uid = -1;
+    int gid = -1;
+};
+
+// Resolves --socket-owner USER[:GROUP] (names or numbers). Errors name the unknown part.
+Result<UnixSocketOptions> resolve_socket_owner(const std::string& owner, int mode);
+
 // Binds every spec in order. SO_REUSEADDR on TCP, never SO_REUSEPORT. A bare port binds
 // [::] dual-stack (falling back to 0.0.0.0 without IPv6); "[::]:P" is IPv6 only. A stale
 // unix socket file (nobody accepting) is replaced; a live one is refused.
 // Errors read "cannot bind 127.0.0.1:80: Permission denied".
-Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& specs, int backlog);
+Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& specs, int backlog,
+                                             const UnixSocketOptions& unix_opts = {});
 
 // A socket file at `path` that nobody accepts on is removed; a live one is refused
 // ("cannot bind <display>: another process is listening on it"), and so is a file
@@ -40,7 +51,8 @@ Result<std::vector<Listener>> adopt_systemd_listeners();
 // socket, the others are bound; with no specs, all adopted sockets in order. Adopted
 // sockets nobody asked for are closed (and named in `unused`).
 Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, const std::vector<ListenSpec>& specs,
-                                              int backlog, std::vector<std::string>* unused);
+                                              int backlog, const UnixSocketOptions& unix_opts,
+                                              std::vector<std::string>* unused);
 
 // Removes the unix socket files we created (if they are still the ones we bound).
 void remove_unix_socket_files(const std::vector<Listener>& listeners);

@@ -56,10 +56,15 @@ int main(int argc, char** argv) {
         die_line("no listener: give at least one --listen, or start under systemd socket activation (see --help)");
         return kExitUsage;
     }
+    auto unix_opts = resolve_socket_owner(cfg.socket_owner, cfg.socket_mode);
+    if (!unix_opts) {
+        die_line(unix_opts.error().what);
+        return kExitUsage;
+    }
     cloexec_inherited_fds({});
     std::vector<std::string> unused;
     size_t adopted_count = adopted->size();
-    auto listeners = merge_listeners(std::move(adopted.value()), cfg.listeners, cfg.backlog, &unused);
+    auto listeners = merge_listeners(std::move(adopted.value()), cfg.listeners, cfg.backlog, *unix_opts, &unused);
     if (!listeners) {
         die_line(listeners.error().what);
         return kExitSystem;

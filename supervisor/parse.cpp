@@ -38,6 +38,14 @@ std::optional<int> parse_uint(std::string_view text) {
     return value;
 }
 
+std::optional<int> parse_mode(std::string_view text) {
+    int value = 0;
+    if (text.empty() || text.size() > 5) return std::nullopt;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value, 8);
+    if (ec != std::errc{} || end != text.data() + text.size() || value < 0 || value > 07777) return std::nullopt;
+    return value;
+}
+
 std::optional<Millis> parse_duration(std::string_view text) {
     size_t i = 0;
     while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) i++;

@@ -24,6 +24,9 @@ std::string signal_name(int sig);
 // "250ms", "2s", "1m30s"-free compact rendering for logs and help: "250ms", "2s", "90s".
 std::string format_duration(Millis d);
 
+// An octal file mode like "0660" or "660" (at most 07777).
+std::optional<int> parse_mode(std::string_view text);
+
 // Parses a non-negative decimal integer that fits in int, no sign, no spaces.
 std::optional<int> parse_uint(std::string_view text);
 

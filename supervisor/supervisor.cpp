@@ -241,6 +241,7 @@ void Supervisor::spawn(uint64_t gen) {
     for (const auto& l : listeners_) in.listeners.push_back({l.spec.name, l.address});
     in.notify_socket = notify_.name();
     in.generation = gen;
+    in.compat = cfg_.compat;
     WorkerEnv env = build_worker_env(in);
 
     SpawnRequest req;

@@ -13,7 +13,7 @@ constexpr int kFirstFd = 3;
 bool is_managed_variable(const std::string& kv) {
     std::string_view key(kv);
     key = key.substr(0, key.find('='));
-    constexpr std::array<std::string_view, 3> kExact{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"};
+    constexpr std::array<std::string_view, 4> kExact{"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NGINX"};
     for (auto k : kExact)
         if (key == k) return true;
     constexpr std::array<std::string_view, 4> kPrefixes{"NOTIFY_SOCKET", "SUPERVISOR_", "SERVER_STARTER_",
@@ -47,12 +47,22 @@ WorkerEnv build_worker_env(const WorkerEnvInput& in) {
     env.vars.push_back("LISTEN_FDNAMES=" + names);
     env.vars.push_back("NOTIFY_SOCKET=" + in.notify_socket);
     env.vars.push_back("SUPERVISOR_GENERATION=" + gen);
-    env.vars.push_back("SERVER_STARTER_PORT=" + starter);
-    env.vars.push_back("SERVER_STARTER_GENERATION=" + gen);
-    env.vars.push_back("EINHORN_FDS=" + einhorn);
-    env.vars.push_back("EINHORN_FD_COUNT=" + std::to_string(in.listeners.size()));
-    for (size_t i = 0; i < in.listeners.size(); i++)
-        env.vars.push_back("EINHORN_FD_" + std::to_string(i) + "=" + std::to_string(kFirstFd + static_cast<int>(i)));
+    if (in.compat.server_starter) {
+        env.vars.push_back("SERVER_STARTER_PORT=" + starter);
+        env.vars.push_back("SERVER_STARTER_GENERATION=" + gen);
+    }
+    if (in.compat.einhorn) {
+        env.vars.push_back("EINHORN_FDS=" + einhorn);
+        env.vars.push_back("EINHORN_FD_COUNT=" + std::to_string(in.listeners.size()));
+        for (size_t i = 0; i < in.listeners.size(); i++)
+            env.vars.push_back("EINHORN_FD_" + std::to_string(i) + "=" + std::to_string(kFirstFd + static_cast<int>(i)));
+    }
+    if (in.compat.nginx) {
+        // nginx's binary-upgrade convention: "fd;fd;" (see ngx_add_inherited_sockets).
+        std::string nginx;
+        for (size_t i = 0; i < in.listeners.size(); i++) nginx += std::to_string(kFirstFd + static_cast<int>(i)) + ";";
+        env.vars.push_back("NGINX=" + nginx);
+    }
     return env;
 }
 

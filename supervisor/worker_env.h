@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "supervisor/config.h"
+
 namespace sv {
 
 struct ListenerInfo {
@@ -18,6 +20,7 @@ struct WorkerEnvInput {
     std::vector<ListenerInfo> listeners;
     std::string notify_socket;      // "@…" or a path
     uint64_t generation = 0;
+    Compat compat;
 };
 
 struct WorkerEnv {
@@ -29,7 +32,8 @@ struct WorkerEnv {
 // systemd (LISTEN_FDS meant for the supervisor, its NOTIFY_SOCKET) never reaches a worker.
 WorkerEnv build_worker_env(const WorkerEnvInput& in);
 
-// True for names this module owns (LISTEN_*, NOTIFY_SOCKET, SUPERVISOR_*, SERVER_STARTER_*, EINHORN_*).
+// True for names this module owns (LISTEN_*, NOTIFY_SOCKET, SUPERVISOR_*, SERVER_STARTER_*,
+// EINHORN_*, NGINX): dropped from what workers inherit even when --compat turns them off.
 bool is_managed_variable(const std::string& key_value);
 
 } // namespace sv

@@ -101,3 +101,21 @@ TEST_CASE("--help and --version exit 0 with text for stdout") {
     auto v = parse({"--version"});
     CHECK_EQ(std::get<CliExit>(v).code, 0);
 }
+
+TEST_CASE("--compat, --socket-mode, --socket-owner") {
+    auto c = std::get<Config>(parse({"-l", "1", "--", "srv"}));
+    CHECK(c.compat == Compat{true, true, false});
+    CHECK_EQ(c.socket_mode, -1);
+    auto n = std::get<Config>(parse({"-l", "1", "--compat", "none", "--socket-mode", "660", "--socket-owner", "www:web", "--", "srv"}));
+    CHECK(n.compat == Compat{false, false, false});
+    CHECK_EQ(n.socket_mode, 0660);
+    CHECK_EQ(n.socket_owner, "www:web");
+    CHECK(parse_compat("nginx,einhorn") == Compat{false, true, true});
+    CHECK(parse_compat("server-starter") == Compat{true, false, false});
+    CHECK(parse_compat("all,nginx") == Compat{true, true, true});
+    CHECK_FALSE(parse_compat("einhorn,,nginx").has_value());
+    CHECK_FALSE(parse_compat("upstart").has_value());
+    CHECK_FALSE(parse_compat("").has_value());
+    expect_usage_error({"-l", "1", "--compat", "upstart", "--", "srv"}, "--compat 'upstart'");
+    expect_usage_error({"-l", "1", "--socket-mode", "999", "--", "srv"}, "--socket-mode '999'");
+}

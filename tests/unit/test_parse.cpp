@@ -52,3 +52,13 @@ TEST_CASE("parse_uint") {
     CHECK_FALSE(parse_uint("1 ").has_value());
     CHECK_FALSE(parse_uint("99999999999").has_value());
 }
+
+TEST_CASE("octal modes") {
+    CHECK_EQ(parse_mode("660"), 0660);
+    CHECK_EQ(parse_mode("0600"), 0600);
+    CHECK_EQ(parse_mode("7777"), 07777);
+    for (std::string bad : {"", "8", "rw", "-1", "17777", "0x1ff", "660 "}) {
+        INFO(bad);
+        CHECK_FALSE(parse_mode(bad).has_value());
+    }
+}

@@ -62,3 +62,24 @@ TEST_CASE("managed variable names") {
     CHECK_FALSE(is_managed_variable("LISTEN_FDS_EXTRA=1"));
     CHECK_FALSE(is_managed_variable("PATH=/bin"));
 }
+
+TEST_CASE("--compat selects the launcher variables; inherited ones are dropped regardless") {
+    WorkerEnvInput in;
+    in.base = {"NGINX=9;", "EINHORN_FDS=9", "SERVER_STARTER_PORT=1=9"};
+    in.listeners = {{"a", "80"}, {"b", "/s"}};
+    in.generation = 2;
+    SUBCASE("none: systemd's only") {
+        in.compat = Compat{false, false, false};
+        auto env = build_worker_env(in);
+        CHECK_EQ(count_key(env, "SERVER_STARTER_PORT"), 0);
+        CHECK_EQ(count_key(env, "EINHORN_FDS"), 0);
+        CHECK_EQ(count_key(env, "NGINX"), 0);
+        CHECK(has(env, "LISTEN_FDS=2"));
+    }
+    SUBCASE("nginx") {
+        in.compat = Compat{false, false, true};
+        auto env = build_worker_env(in);
+        CHECK(has(env, "NGINX=3;4;"));
+        CHECK_EQ(count_key(env, "NGINX"), 1);
+    }
+}
