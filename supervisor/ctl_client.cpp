@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -114,9 +115,12 @@ int connect_control(const std::string& path, UniqueFd* out) {
 
 // Sends a request and reads its reply as JSON.
 int request(Connection& c, const std::string& cmd, Clock::time_point deadline, json* reply) {
-    if (!c.send(json{{"cmd", cmd}}.dump() + "\n")) return fail(kCtlUnreachable, "cannot send the request: connection lost");
+    // A refused caller is told why and disconnected at once, so a failed send may still
+    // leave that reason to read.
+    bool sent = c.send(json{{"cmd", cmd}}.dump() + "\n");
     std::string line;
-    int rc = c.read_line(&line, deadline);
+    int rc = c.read_line(&line, sent ? deadline : std::min(deadline, Clock::now() + std::chrono::seconds(1)));
+    if (!sent && rc != 1) return fail(kCtlUnreachable, "cannot send the request: connection lost");
     if (rc == -1) return fail(kCtlFailed, "no answer to '" + cmd + "' in time (see the supervisor's log)");
     if (rc <= 0) return fail(kCtlUnreachable, "the supervisor closed the connection without an answer");
     *reply = json::parse(line, nullptr, false);
