@@ -1,6 +1,8 @@
 // Command line parsing with CLI11, validated into a Config.
 #include "supervisor/cli.h"
 
+#include "supervisor/env_file.h"
+
 #include <CLI/CLI.hpp>
 
 namespace sv {
@@ -100,6 +102,16 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         ->type_name("LIST");
     app.add_option("--socket-mode", socket_mode, "file mode of unix listeners, octal (e.g. 660)")->type_name("MODE");
     app.add_option("--socket-owner", cfg.socket_owner, "owner of unix listeners")->type_name("USER[:GROUP]");
+    app.add_option("--user", cfg.user, "run workers as this user (needs root; groups from the user)")->type_name("USER");
+    app.add_option("--group", cfg.group, "run workers with this group (needs root)")->type_name("GROUP");
+    app.add_option("--chdir", cfg.chdir, "workers start in DIR, resolved at every spawn (follows a switched symlink)")
+        ->type_name("DIR");
+    app.add_option("--env", cfg.env, "set KEY=VALUE for workers (repeatable; wins over --env-file)")->type_name("KEY=VALUE");
+    app.add_option("--env-file", cfg.env_file, "KEY=VALUE lines for workers, re-read at every upgrade")->type_name("FILE");
+    std::string pre_check_timeout;
+    app.add_option("--pre-check", cfg.pre_check, "shell command run before each upgrade; non-zero fails it (like nginx -t)")
+        ->type_name("CMD");
+    app.add_option("--pre-check-timeout", pre_check_timeout, "give the pre-check this long (default 60s)")->type_name("DUR");
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_option("command", positional, "the worker command (after --)")->expected(0, -1);
@@ -141,6 +153,9 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     if (auto e = duration("--ready-timeout", ready_timeout, cfg.ready_timeout)) return *e;
     if (auto e = duration("--drain-timeout", drain_timeout, cfg.drain_timeout)) return *e;
     if (cfg.ready_timeout.count() == 0) return usage_error("invalid --ready-timeout '0': must be more than 0");
+    for (const auto& kv : cfg.env)
+        if (auto a = parse_env_assignment(kv); !a) return usage_error("invalid --env '" + kv + "': " + a.error().what);
+    if (auto e = duration("--pre-check-timeout", pre_check_timeout, cfg.pre_check_timeout)) return *e;
     if (!compat.empty()) {
         auto c = parse_compat(compat);
         if (!c) return usage_error("invalid --compat '" + compat + "': expected all, none, or a comma list of server-starter, einhorn, nginx");

@@ -45,6 +45,12 @@ struct Config {
     std::string socket_owner;      // --socket-owner USER[:GROUP] for unix listeners
     std::string log_level = "info";
     std::vector<std::string> command;  // argv of the worker, command[0] resolved through PATH
+    std::string user, group;           // --user/--group: workers run unprivileged
+    std::string chdir;                 // --chdir: resolved at every spawn
+    std::vector<std::string> env;      // --env KEY=VALUE, validated
+    std::string env_file;              // --env-file: re-read at every spawn
+    std::string pre_check;             // --pre-check: shell command run before each upgrade
+    Millis pre_check_timeout{60'000};
 };
 
 // Exit codes, documented in --help and README.

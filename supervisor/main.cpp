@@ -6,7 +6,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <fstream>
+#include <sstream>
+
 #include "supervisor/cli.h"
+#include "supervisor/env_file.h"
 #include "supervisor/ctl_client.h"
 #include "supervisor/listeners.h"
 #include "supervisor/log.h"
@@ -36,9 +40,34 @@ int main(int argc, char** argv) {
     init_logging(cfg.log_level);
     SystemdNotifier systemd = SystemdNotifier::from_environment();
 
-    // Fail before binding anything when the command cannot run at all.
+    // Fail before binding anything when the workers cannot run at all.
+    auto creds = resolve_credentials(cfg.user, cfg.group);
+    if (!creds) {
+        die_line(creds.error().what);
+        return kExitUsage;
+    }
+    if ((creds->uid >= 0 || creds->gid >= 0) && ::geteuid() != 0) {
+        die_line("--user/--group need root to switch workers to another user (running as uid " +
+                 std::to_string(::geteuid()) + ")");
+        return kExitSystem;
+    }
+    if (!cfg.chdir.empty() && ::access(cfg.chdir.c_str(), X_OK) < 0) {
+        die_line("cannot use --chdir " + cfg.chdir + ": " + std::strerror(errno));
+        return kExitSystem;
+    }
+    if (!cfg.env_file.empty()) {
+        std::ifstream f(cfg.env_file);
+        std::stringstream text;
+        if (f) text << f.rdbuf();
+        auto parsed = f ? parse_env_file(text.str(), cfg.env_file)
+                        : Result<EnvAssignments>(Error{errno, "cannot read --env-file " + cfg.env_file + ": " + std::strerror(errno)});
+        if (!parsed) {
+            die_line(parsed.error().what);
+            return kExitUsage;
+        }
+    }
     const char* path = std::getenv("PATH");
-    if (auto cmd = resolve_command(cfg.command[0], path ? path : "/usr/local/bin:/usr/bin:/bin"); !cmd) {
+    if (auto cmd = resolve_command(cfg.command[0], path ? path : "/usr/local/bin:/usr/bin:/bin", cfg.chdir); !cmd) {
         die_line(cmd.error().what);
         return exit_code_for_exec_error(cmd.error().code);
     }
@@ -88,7 +117,7 @@ int main(int argc, char** argv) {
 
     int code;
     {
-        Supervisor supervisor(cfg, *listeners, std::move(notify.value()), std::move(systemd));
+        Supervisor supervisor(cfg, *creds, *listeners, std::move(notify.value()), std::move(systemd));
         auto result = supervisor.run();
         if (!result) die_line(result.error().what);
         code = result ? *result : kExitSystem;

@@ -3,6 +3,8 @@
 #include "supervisor/spawn.h"
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
@@ -15,6 +17,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "supervisor/parse.h"
 #include "supervisor/unique_fd.h"
 
 namespace sv {
@@ -38,19 +41,69 @@ void write_pid(char* dst, pid_t pid) {
     *dst = '\0';
 }
 
-[[noreturn]] void child_fail(int err_fd, int err) {
+// What the child was doing when it failed, sent back with errno.
+enum ChildStep : int { kStepSetup, kStepChdir, kStepGroups, kStepGid, kStepUid, kStepDeathSignal, kStepStdio, kStepExec };
+
+struct ChildFailure {
+    int step;
+    int err;
+};
+
+[[noreturn]] void child_fail(int err_fd, int step, int err) {
+    ChildFailure f{step, err};
     ssize_t r;
     do {
-        r = ::write(err_fd, &err, sizeof err);
+        r = ::write(err_fd, &f, sizeof f);
     } while (r < 0 && errno == EINTR);
     ::_exit(127);
 }
 
+std::string describe_failure(const ChildFailure& f, const std::string& path, const SpawnRequest& req) {
+    std::string why = std::strerror(f.err);
+    switch (f.step) {
+    case kStepChdir: return "cannot change directory to '" + req.chdir + "' (--chdir): " + why;
+    case kStepGroups: return "cannot set supplementary groups for --user: " + why;
+    case kStepGid: return "cannot set gid " + std::to_string(req.creds.gid) + ": " + why;
+    case kStepUid: return "cannot set uid " + std::to_string(req.creds.uid) + ": " + why;
+    case kStepDeathSignal: return "cannot set the parent-death signal: " + why;
+    case kStepStdio: return "cannot connect the worker's output: " + why;
+    case kStepExec: return "cannot execute '" + path + "': " + why;
+    default: return "cannot prepare the worker: " + why;
+    }
+}
+
 // In the child: listeners onto 3.., nothing else open past them but the error pipe
 // (close-on-exec), signals reset, own process group, death signal armed.
-[[noreturn]] void child_exec(const char* path, char* const* argv, char* const* envp, char* listen_pid_slot,
-                             const int* fds, int nfds, int err_fd, int pdeath_signal, pid_t parent) {
-    const int first = 3, end = first + nfds;
+// Everything the child needs, prepared before fork().
+struct ChildPlan {
+    const char* path;
+    char* const* argv;
+    char* const* envp;
+    char* listen_pid_slot;
+    const int* fds;
+    int nfds;
+    int pdeath_signal;
+    pid_t parent;
+    const char* chdir;  // nullptr: stay
+    const Credentials* creds;
+    const gid_t* groups;
+    size_t ngroups;
+    int stdout_fd, stderr_fd;
+};
+
+// Drops to --user/--group: supplementary groups, then gid, then uid (the order that
+// still has the privilege for each step).
+void child_drop_privileges(const ChildPlan& p, int err_fd) {
+    if (p.creds->gid >= 0) {
+        if (::setgroups(p.ngroups, p.groups) < 0) child_fail(err_fd, kStepGroups, errno);
+        if (::setresgid(p.creds->gid, p.creds->gid, p.creds->gid) < 0) child_fail(err_fd, kStepGid, errno);
+    }
+    if (p.creds->uid >= 0 && ::setresuid(p.creds->uid, p.creds->uid, p.creds->uid) < 0)
+        child_fail(err_fd, kStepUid, errno);
+}
+
+[[noreturn]] void child_exec(const ChildPlan& p, int err_fd) {
+    const int first = 3, end = first + p.nfds;
     ::setpgid(0, 0);
     // Dispositions first, then the mask: a signal pending now must not run the
     // supervisor's handler (it writes into libuv's pipe, which the child shares).
@@ -58,14 +111,24 @@ void write_pid(char* dst, pid_t pid) {
     dfl.sa_handler = SIG_DFL;
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
-    if (::prctl(PR_SET_PDEATHSIG, pdeath_signal) < 0) child_fail(err_fd, errno);
-    if (::getppid() != parent) ::_exit(1);  // the supervisor died before the death signal was armed
+    if (p.stdout_fd >= 0 && ::dup2(p.stdout_fd, 1) < 0) child_fail(err_fd, kStepStdio, errno);
+    if (p.stderr_fd >= 0 && ::dup2(p.stderr_fd, 2) < 0) child_fail(err_fd, kStepStdio, errno);
+    // chdir before dropping privileges would let root enter what the user cannot; after
+    // is what the user would get. Resolving the path here, at every spawn, follows a
+    // release symlink that was switched since the last one.
+    child_drop_privileges(p, err_fd);
+    if (p.chdir != nullptr && ::chdir(p.chdir) < 0) child_fail(err_fd, kStepChdir, errno);
+    // After the credentials change: setuid clears the parent-death signal (prctl(2)).
+    if (::prctl(PR_SET_PDEATHSIG, p.pdeath_signal) < 0) child_fail(err_fd, kStepDeathSignal, errno);
+    if (::getppid() != p.parent) ::_exit(1);  // the supervisor died before the death signal was armed
+    const int* fds = p.fds;
+    const int nfds = p.nfds;
 
     // The error pipe must not sit inside the target range, nor may a listener that
     // another one would overwrite (libuv's "first duplicate low numbered fds" step).
     if (err_fd < end) {
         int moved = ::fcntl(err_fd, F_DUPFD_CLOEXEC, end);
-        if (moved < 0) child_fail(err_fd, errno);
+        if (moved < 0) child_fail(err_fd, kStepSetup, errno);
         err_fd = moved;
     }
     int src[64];
@@ -73,26 +136,26 @@ void write_pid(char* dst, pid_t pid) {
         src[i] = fds[i];
         if (src[i] >= first && src[i] < end && src[i] != first + i) {
             src[i] = ::fcntl(src[i], F_DUPFD_CLOEXEC, end);
-            if (src[i] < 0) child_fail(err_fd, errno);
+            if (src[i] < 0) child_fail(err_fd, kStepSetup, errno);
         }
     }
     for (int i = 0; i < nfds; i++) {
         if (src[i] == first + i) {
-            if (::fcntl(src[i], F_SETFD, 0) < 0) child_fail(err_fd, errno);  // dup2 onto itself keeps CLOEXEC
+            if (::fcntl(src[i], F_SETFD, 0) < 0) child_fail(err_fd, kStepSetup, errno);  // dup2 onto itself keeps CLOEXEC
         } else if (::dup2(src[i], first + i) < 0) {
-            child_fail(err_fd, errno);
+            child_fail(err_fd, kStepSetup, errno);
         }
     }
     // Everything past the listeners is close-on-exec (or closed by exec): no leaks.
     if (::syscall(SYS_close_range, end, ~0U, CLOSE_RANGE_CLOEXEC) < 0 && errno != ENOSYS && errno != EINVAL)
-        child_fail(err_fd, errno);
+        child_fail(err_fd, kStepSetup, errno);
 
-    write_pid(listen_pid_slot, ::getpid());
+    write_pid(p.listen_pid_slot, ::getpid());
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(path, argv, envp);
-    child_fail(err_fd, errno);
+    ::execve(p.path, p.argv, p.envp);
+    child_fail(err_fd, kStepExec, errno);
 }
 
 // Other formats may be registered with binfmt_misc (jars, wine, qemu): then only execve knows.
@@ -133,8 +196,9 @@ Result<std::string> check_exec_format(const std::string& path) {
 
 } // namespace
 
-Result<std::string> resolve_command(const std::string& name, const std::string& path_env) {
-    if (name.find('/') != std::string::npos) {
+Result<std::string> resolve_command(const std::string& given, const std::string& path_env, const std::string& base_dir) {
+    if (given.find('/') != std::string::npos) {
+        const std::string name = given.front() != '/' && !base_dir.empty() ? base_dir + "/" + given : given;
         struct stat st{};
         int err = 0;
         if (::stat(name.c_str(), &st) < 0) err = errno;
@@ -148,22 +212,23 @@ Result<std::string> resolve_command(const std::string& name, const std::string& 
     while (start <= path_env.size()) {
         size_t colon = path_env.find(':', start);
         std::string dir = path_env.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-        std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+        std::string candidate = (dir.empty() ? "." : dir) + "/" + given;
         if (is_executable_file(candidate)) return check_exec_format(candidate);
         if (::access(candidate.c_str(), F_OK) == 0) found_not_executable = true;
         if (colon == std::string::npos) break;
         start = colon + 1;
     }
     int err = found_not_executable ? EACCES : ENOENT;
-    return Error{err, "cannot execute '" + name + "': " + std::strerror(err) + (err == ENOENT ? " (not found in PATH)" : "")};
+    return Error{err, "cannot execute '" + given + "': " + std::strerror(err) + (err == ENOENT ? " (not found in PATH)" : "")};
 }
 
 Result<int> spawn_worker(const SpawnRequest& req) {
     if (req.argv.empty()) return Error{EINVAL, "cannot execute an empty command"};
     if (req.listen_fds.size() > 64) return Error{EMFILE, "too many listeners (at most 64)"};
     const char* path_env = std::getenv("PATH");
-    auto path = resolve_command(req.argv[0], path_env ? path_env : "/usr/local/bin:/usr/bin:/bin");
+    auto path = resolve_command(req.argv[0], path_env ? path_env : "/usr/local/bin:/usr/bin:/bin", req.chdir);
     if (!path) return path.error();
+    std::vector<gid_t> groups(req.creds.groups.begin(), req.creds.groups.end());
 
     // Everything the child touches is built here, before fork().
     std::vector<std::string> env = req.env;
@@ -186,9 +251,13 @@ Result<int> spawn_worker(const SpawnRequest& req) {
     ::sigprocmask(SIG_SETMASK, &all, &old);
     pid_t parent = ::getpid();
     pid_t pid = ::fork();
-    if (pid == 0)
-        child_exec(path->c_str(), argv.data(), envp.data(), pid_slot, req.listen_fds.data(),
-                   static_cast<int>(req.listen_fds.size()), wr.get(), req.pdeath_signal, parent);
+    if (pid == 0) {
+        ChildPlan plan{path->c_str(), argv.data(), envp.data(), pid_slot, req.listen_fds.data(),
+                       static_cast<int>(req.listen_fds.size()), req.pdeath_signal, parent,
+                       req.chdir.empty() ? nullptr : req.chdir.c_str(), &req.creds, groups.data(), groups.size(),
+                       req.stdout_fd, req.stderr_fd};
+        child_exec(plan, wr.get());
+    }
     int fork_errno = errno;
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
     if (pid < 0) return Error{fork_errno, std::string("cannot fork: ") + std::strerror(fork_errno)};
@@ -197,18 +266,50 @@ Result<int> spawn_worker(const SpawnRequest& req) {
     // EACCES means the child already exec'd (and set it itself).
     ::setpgid(pid, pid);
     wr.reset();
-    int child_errno = 0;
+    ChildFailure failure{};
     ssize_t n;
     do {
-        n = ::read(rd.get(), &child_errno, sizeof child_errno);
+        n = ::read(rd.get(), &failure, sizeof failure);
     } while (n < 0 && errno == EINTR);
     if (n == 0) return static_cast<int>(pid);  // EOF: exec closed the pipe, it worked
 
     int st;
     while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    if (n != sizeof child_errno) return Error{EIO, "cannot execute '" + req.argv[0] + "': the child died before exec"};
-    return Error{child_errno, "cannot execute '" + *path + "': " + std::strerror(child_errno)};
+    if (n != sizeof failure) return Error{EIO, "cannot execute '" + req.argv[0] + "': the child died before exec"};
+    // Only an exec failure keeps its errno (126/127 semantics); code 0 marks a setup failure.
+    return Error{failure.step == kStepExec ? failure.err : 0, describe_failure(failure, *path, req)};
+}
+
+Result<Credentials> resolve_credentials(const std::string& user, const std::string& group) {
+    Credentials c;
+    if (!user.empty()) {
+        passwd* pw = nullptr;
+        if (auto n = parse_uint(user)) pw = ::getpwuid(static_cast<uid_t>(*n));
+        else pw = ::getpwnam(user.c_str());
+        if (pw == nullptr) return Error{0, "invalid --user '" + user + "': no such user"};
+        c.uid = static_cast<int>(pw->pw_uid);
+        c.gid = static_cast<int>(pw->pw_gid);
+        c.user = pw->pw_name;
+        c.home = pw->pw_dir;
+        int n = 64;
+        std::vector<gid_t> list(static_cast<size_t>(n));
+        if (::getgrouplist(pw->pw_name, pw->pw_gid, list.data(), &n) < 0) {
+            list.resize(static_cast<size_t>(n));
+            ::getgrouplist(pw->pw_name, pw->pw_gid, list.data(), &n);
+        }
+        list.resize(static_cast<size_t>(n));
+        c.groups.assign(list.begin(), list.end());
+    }
+    if (!group.empty()) {
+        struct group* gr = nullptr;
+        if (auto n = parse_uint(group)) gr = ::getgrgid(static_cast<gid_t>(*n));
+        else gr = ::getgrnam(group.c_str());
+        if (gr == nullptr) return Error{0, "invalid --group '" + group + "': no such group"};
+        c.gid = static_cast<int>(gr->gr_gid);
+        if (user.empty()) c.groups.clear();  // --group alone: no supplementary groups
+    }
+    return c;
 }
 
 void cloexec_inherited_fds(const std::vector<int>& keep) {

@@ -9,18 +9,37 @@
 
 namespace sv {
 
+// Who the worker runs as. uid/gid -1: unchanged. groups: the supplementary groups
+// to set when gid changes (empty: cleared).
+struct Credentials {
+    int uid = -1;
+    int gid = -1;
+    std::vector<unsigned> groups;
+    std::string user, home;  // for USER, LOGNAME, HOME when uid changes
+};
+
+// --user USER and --group GROUP (names or numbers) → Credentials, with the user's
+// supplementary groups. Errors name the unknown user or group.
+Result<Credentials> resolve_credentials(const std::string& user, const std::string& group);
+
 struct SpawnRequest {
     std::vector<std::string> argv;   // argv[0] is looked up in PATH unless it contains '/'
     std::vector<std::string> env;    // KEY=VALUE
     size_t listen_pid_index = 0;     // env[listen_pid_index] == "LISTEN_PID=": the child appends its pid
     std::vector<int> listen_fds;     // moved onto 3, 4, … in this order
     int pdeath_signal = 15;          // PR_SET_PDEATHSIG: what the worker gets if we die
+    std::string chdir;               // --chdir, resolved in the child at every spawn ("" = ours)
+    Credentials creds;               // --user/--group: dropped in the child before exec
+    int stdout_fd = -1;              // dup'ed onto 1 / 2 when >= 0 (--log-workers); else inherited
+    int stderr_fd = -1;
 };
 
-// Resolves argv[0] like execvp(3) would: a path with '/' as is, else the first executable
+// Resolves argv[0] like execvp(3) would: a path with '/' as is (relative to `base_dir` when
+// given and the path is relative: the worker's --chdir), else the first executable
 // regular file in PATH. Errors: ENOENT (not found, or a #! interpreter that is missing),
 // EACCES (not executable), ENOEXEC (neither ELF nor #!), each as one readable line.
-Result<std::string> resolve_command(const std::string& name, const std::string& path_env);
+Result<std::string> resolve_command(const std::string& name, const std::string& path_env,
+                                    const std::string& base_dir = "");
 
 // Forks and execs. Returns the child's pid once exec succeeded; exec failure is reported
 // synchronously through a close-on-exec pipe (the child writes errno and _exit(127)s) as

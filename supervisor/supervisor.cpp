@@ -9,6 +9,10 @@
 #include <csignal>
 #include <cstring>
 
+#include <fstream>
+#include <sstream>
+
+#include "supervisor/env_file.h"
 #include "supervisor/log.h"
 #include "supervisor/spawn.h"
 #include "supervisor/worker_env.h"
@@ -47,8 +51,10 @@ std::pair<int, uint64_t> key_of(const TimerId& id) { return {static_cast<int>(id
 
 } // namespace
 
-Supervisor::Supervisor(Config cfg, std::vector<Listener>& listeners, NotifySocket notify, SystemdNotifier systemd)
-    : cfg_(std::move(cfg)), listeners_(listeners), notify_(std::move(notify)), systemd_(std::move(systemd)),
+Supervisor::Supervisor(Config cfg, Credentials creds, std::vector<Listener>& listeners, NotifySocket notify,
+                       SystemdNotifier systemd)
+    : cfg_(std::move(cfg)), creds_(std::move(creds)), listeners_(listeners), notify_(std::move(notify)),
+      systemd_(std::move(systemd)),
       machine_(settings_from(cfg_)), started_(std::chrono::steady_clock::now()),
       started_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::system_clock::now().time_since_epoch()).count()) {}
@@ -235,21 +241,46 @@ void Supervisor::execute(const Action& action) {
         action);
 }
 
-void Supervisor::spawn(uint64_t gen) {
+// The worker's environment: ours, then --env-file (re-read now, so configuration rolls
+// out with the upgrade), then --env, then the user's identity, then the contract's variables.
+Result<WorkerEnv> Supervisor::worker_env(uint64_t gen) const {
     WorkerEnvInput in;
     for (char** e = environ; e != nullptr && *e != nullptr; e++) in.base.emplace_back(*e);
+    if (!cfg_.env_file.empty()) {
+        std::ifstream f(cfg_.env_file);
+        if (!f) return Error{0, "cannot read --env-file " + cfg_.env_file + ": " + std::strerror(errno)};
+        std::stringstream text;
+        text << f.rdbuf();
+        auto parsed = parse_env_file(text.str(), cfg_.env_file);
+        if (!parsed) return parsed.error();
+        apply_env(in.base, *parsed);
+    }
+    EnvAssignments cli;
+    for (const auto& kv : cfg_.env) cli.push_back(parse_env_assignment(kv).value());  // validated by the cli
+    if (creds_.uid >= 0) cli.insert(cli.end(), {{"USER", creds_.user}, {"LOGNAME", creds_.user}, {"HOME", creds_.home}});
+    apply_env(in.base, cli);
     for (const auto& l : listeners_) in.listeners.push_back({l.spec.name, l.address});
     in.notify_socket = notify_.name();
     in.generation = gen;
     in.compat = cfg_.compat;
-    WorkerEnv env = build_worker_env(in);
+    return build_worker_env(in);
+}
 
+void Supervisor::spawn(uint64_t gen) {
+    auto env_result = worker_env(gen);
+    if (!env_result) {
+        dispatch(SpawnFailed{gen, 0, env_result.error().what});
+        return;
+    }
+    WorkerEnv env = std::move(env_result.value());
     SpawnRequest req;
     req.argv = cfg_.command;
     req.env = std::move(env.vars);
     req.listen_pid_index = env.listen_pid_index;
     for (const auto& l : listeners_) req.listen_fds.push_back(l.fd.get());
     req.pdeath_signal = cfg_.drain_signal;
+    req.chdir = cfg_.chdir;
+    req.creds = creds_;
     auto pid = spawn_worker(req);
     if (pid) dispatch(WorkerSpawned{gen, *pid});
     else dispatch(SpawnFailed{gen, pid.error().code, pid.error().what});

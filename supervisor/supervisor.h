@@ -14,6 +14,8 @@
 #include "supervisor/control_socket.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
+#include "supervisor/spawn.h"
+#include "supervisor/worker_env.h"
 #include "supervisor/systemd.h"
 #include "supervisor/upgrade_machine.h"
 #include "supervisor/uv_handle.h"
@@ -22,7 +24,8 @@ namespace sv {
 
 class Supervisor {
 public:
-    Supervisor(Config cfg, std::vector<Listener>& listeners, NotifySocket notify, SystemdNotifier systemd);
+    Supervisor(Config cfg, Credentials creds, std::vector<Listener>& listeners, NotifySocket notify,
+               SystemdNotifier systemd);
     ~Supervisor();
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
@@ -50,6 +53,7 @@ private:
     void dispatch(const Event& e);
     void execute(const Action& a);
     void spawn(uint64_t gen);
+    Result<WorkerEnv> worker_env(uint64_t gen) const;
     void start_timer(const TimerId& id, Millis after);
     void cancel_timer(const TimerId& id);
     void shutdown(int code);
@@ -65,6 +69,7 @@ private:
     void write_status_file();
 
     Config cfg_;
+    Credentials creds_;
     std::vector<Listener>& listeners_;
     NotifySocket notify_;
     SystemdNotifier systemd_;
