@@ -232,13 +232,15 @@ Result<int> spawn_worker(const SpawnRequest& req) {
 
     // Everything the child touches is built here, before fork().
     std::vector<std::string> env = req.env;
-    env.at(req.listen_pid_index).resize(std::strlen("LISTEN_PID=") + 16, '\0');
+    char no_slot[16];  // written by the child, read by nobody, when there is no LISTEN_PID
+    if (req.listen_pid_index != kNoListenPid) env.at(req.listen_pid_index).resize(std::strlen("LISTEN_PID=") + 16, '\0');
     std::vector<char*> argv, envp;
     for (const auto& a : req.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
-    char* pid_slot = env[req.listen_pid_index].data() + std::strlen("LISTEN_PID=");
+    char* pid_slot = req.listen_pid_index != kNoListenPid ? env[req.listen_pid_index].data() + std::strlen("LISTEN_PID=")
+                                                          : no_slot;
 
     int pipefd[2];
     if (::pipe2(pipefd, O_CLOEXEC) < 0) return Error{errno, std::string("cannot create a pipe: ") + std::strerror(errno)};

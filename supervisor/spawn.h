@@ -22,10 +22,12 @@ struct Credentials {
 // supplementary groups. Errors name the unknown user or group.
 Result<Credentials> resolve_credentials(const std::string& user, const std::string& group);
 
+constexpr size_t kNoListenPid = static_cast<size_t>(-1);
+
 struct SpawnRequest {
     std::vector<std::string> argv;   // argv[0] is looked up in PATH unless it contains '/'
     std::vector<std::string> env;    // KEY=VALUE
-    size_t listen_pid_index = 0;     // env[listen_pid_index] == "LISTEN_PID=": the child appends its pid
+    size_t listen_pid_index = kNoListenPid;  // env[listen_pid_index] == "LISTEN_PID=": the child appends its pid
     std::vector<int> listen_fds;     // moved onto 3, 4, … in this order
     int pdeath_signal = 15;          // PR_SET_PDEATHSIG: what the worker gets if we die
     std::string chdir;               // --chdir, resolved in the child at every spawn ("" = ours)

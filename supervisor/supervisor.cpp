@@ -34,6 +34,7 @@ MachineSettings settings_from(const Config& c) {
     s.ready_timeout = c.ready_timeout;
     s.drain_signal = c.drain_signal;
     s.drain_timeout = c.drain_timeout;
+    s.pre_check = !c.pre_check.empty();
     return s;
 }
 
@@ -60,6 +61,7 @@ Supervisor::Supervisor(Config cfg, Credentials creds, std::vector<Listener>& lis
                            std::chrono::system_clock::now().time_since_epoch()).count()) {}
 
 Supervisor::~Supervisor() {
+    pre_check_.reset();
     control_.reset();
     signals_.clear();
     notify_poll_.close();
@@ -149,6 +151,10 @@ void Supervisor::reap_children() {
         pid_t pid = ::waitpid(-1, &st, WNOHANG);
         if (pid < 0 && errno == EINTR) continue;
         if (pid <= 0) return;  // 0: none left to reap; ECHILD: no children at all
+        if (pre_check_ && pid == pre_check_->pid()) {
+            pre_check_->child_exited(st);
+            continue;
+        }
         dispatch(WorkerExited{pid, st});
     }
 }
@@ -209,6 +215,8 @@ void Supervisor::execute(const Action& action) {
             using A = std::decay_t<decltype(a)>;
             if constexpr (std::is_same_v<A, Spawn>) {
                 spawn(a.gen);
+            } else if constexpr (std::is_same_v<A, RunPreCheck>) {
+                run_pre_check(a.gen);
             } else if constexpr (std::is_same_v<A, Signal>) {
                 if (::kill(a.pid, a.sig) < 0 && errno != ESRCH)
                     spdlog::error("cannot send {} to pid={}: {}", signal_name(a.sig), a.pid, std::strerror(errno));
@@ -266,6 +274,23 @@ Result<WorkerEnv> Supervisor::worker_env(uint64_t gen) const {
     return build_worker_env(in);
 }
 
+// The pre-check sees what the new worker would (env file, --env, --chdir, --user), minus
+// the socket-passing variables: it gets no sockets.
+void Supervisor::run_pre_check(uint64_t gen) {
+    auto env = worker_env(gen);
+    if (!env) {
+        dispatch(PreCheckDone{gen, false, env.error().what});
+        return;
+    }
+    std::erase_if(env->vars, [](const std::string& kv) { return is_managed_variable(kv); });
+    spdlog::info("pre-check gen={} running: {}", gen, cfg_.pre_check);
+    pre_check_ = PreCheck::start(&loop_, cfg_.pre_check, env->vars, cfg_.chdir, creds_, cfg_.pre_check_timeout,
+                                 [this, gen](bool ok, std::string reason) {
+                                     auto finished = std::move(pre_check_);  // freed once this returns
+                                     dispatch(PreCheckDone{gen, ok, std::move(reason)});
+                                 });
+}
+
 void Supervisor::spawn(uint64_t gen) {
     auto env_result = worker_env(gen);
     if (!env_result) {
@@ -299,6 +324,7 @@ void Supervisor::cancel_timer(const TimerId& id) { timers_.erase(key_of(id)); }
 
 void Supervisor::shutdown(int code) {
     exit_code_ = code;
+    pre_check_.reset();
     control_.reset();  // `ctl stop` callers see the connection close as we exit
     signals_.clear();
     notify_poll_.close();

@@ -14,6 +14,7 @@
 #include "supervisor/control_socket.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
+#include "supervisor/pre_check.h"
 #include "supervisor/spawn.h"
 #include "supervisor/worker_env.h"
 #include "supervisor/systemd.h"
@@ -53,6 +54,7 @@ private:
     void dispatch(const Event& e);
     void execute(const Action& a);
     void spawn(uint64_t gen);
+    void run_pre_check(uint64_t gen);
     Result<WorkerEnv> worker_env(uint64_t gen) const;
     void start_timer(const TimerId& id, Millis after);
     void cancel_timer(const TimerId& id);
@@ -88,6 +90,7 @@ private:
         uint64_t gen;
     };
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<PreCheck> pre_check_;
     std::vector<Waiter> waiters_;
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;

@@ -133,6 +133,7 @@ void UpgradeMachine::on(const StopRequested&) {
         }
         starting_gen_ = 0;
         current_gen_ = 0;
+        pre_checking_ = false;
         finish_stop_if_done();
         return;
     }
@@ -332,7 +333,34 @@ void UpgradeMachine::spawn_upgrade() {
     upgrade_gen_ = next_gen_;
     upgrade_at_ = now_;
     out_.push_back(UpgradeStarted{upgrade_gen_});
-    spawn_next();
+    if (!s_.pre_check) {
+        spawn_next();
+        return;
+    }
+    starting_gen_ = next_gen_++;
+    pre_checking_ = true;
+    out_.push_back(RunPreCheck{starting_gen_});
+}
+
+void UpgradeMachine::on(const PreCheckDone& e) {
+    if (!pre_checking_ || e.gen != starting_gen_) return;  // ignore: a stop came first
+    pre_checking_ = false;
+    switch (phase_) {
+    case Phase::Starting:
+    case Phase::Upgrading:
+        if (e.ok) {
+            log(LogLevel::Info, fmt::format("pre-check passed gen={} after_ms={}", e.gen, since(upgrade_at_).count()));
+            out_.push_back(Spawn{e.gen});
+        } else {
+            starting_gen_ = 0;
+            start_failed(e.gen, e.reason);
+        }
+        return;
+    case Phase::Serving:
+    case Phase::Stopping:
+    case Phase::Stopped:
+        return;  // unreachable: pre_checking_ is cleared when a stop begins
+    }
 }
 
 void UpgradeMachine::become_ready(Worker& w) {

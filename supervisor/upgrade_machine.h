@@ -52,11 +52,13 @@ struct Notified { int pid; NotifyMessage msg; };
 struct WorkerExited { int pid; int wait_status; };                   // as from waitpid(2)
 struct TimerFired { TimerId id; };
 struct ForwardSignal { int sig; };
+struct PreCheckDone { uint64_t gen; bool ok; std::string reason; };
 using Event = std::variant<Boot, UpgradeRequested, StopRequested, WorkerSpawned, SpawnFailed, Notified,
-                           WorkerExited, TimerFired, ForwardSignal>;
+                           WorkerExited, TimerFired, ForwardSignal, PreCheckDone>;
 
 // Actions
 struct Spawn { uint64_t gen; };
+struct RunPreCheck { uint64_t gen; };  // answered by PreCheckDone
 struct Signal { int pid; int sig; };
 struct KillGroup { int pid; };  // SIGKILL to the worker's process group (pgid == pid)
 struct StartTimer { TimerId id; Millis after; };
@@ -68,7 +70,7 @@ struct Log { LogLevel level; std::string text; };
 struct UpgradeStarted { uint64_t gen; };
 struct UpgradeVerdict { uint64_t gen; bool ok; std::string reason; };
 struct Exit { int code; };
-using Action = std::variant<Spawn, Signal, KillGroup, StartTimer, CancelTimer, NotifySystemd, Log,
+using Action = std::variant<Spawn, RunPreCheck, Signal, KillGroup, StartTimer, CancelTimer, NotifySystemd, Log,
                             UpgradeStarted, UpgradeVerdict, Exit>;
 
 struct MachineSettings {
@@ -80,6 +82,7 @@ struct MachineSettings {
     Millis backoff_initial = kBackoffInitial;
     Millis backoff_max = kBackoffMax;
     Millis backoff_reset_after = kBackoffResetAfter;
+    bool pre_check = false;  // run --pre-check before each upgrade's spawn
 };
 
 struct Worker {
@@ -119,6 +122,7 @@ private:
     void on(const WorkerExited&);
     void on(const TimerFired&);
     void on(const ForwardSignal&);
+    void on(const PreCheckDone&);
 
     void spawn_next();
     void start_upgrade();
@@ -147,6 +151,7 @@ private:
     uint64_t upgrade_from_gen_ = 0;  // the generation an upgrade replaces, for the log
     Millis stop_at_{0};
     bool pending_upgrade_ = false;
+    bool pre_checking_ = false;  // starting_gen_ is reserved while its pre-check runs
     bool respawn_pending_ = false;
     bool ever_ready_ = false;
     Millis now_{0};

@@ -2,15 +2,17 @@
 // logged line by line as `worker gen=<gen> pid=<pid> <stream>: <line>`.
 //
 // Never blocks the loop or the worker: we always read, memory is bounded (at most max_line
-// bytes pending plus one read buffer), and a flood is rate-limited by dropping lines, not by
-// pausing the read (a worker blocked on a full pipe stops serving). Drops are counted and
-// reported as one warn line at most once per second, checked on each read and at EOF.
+// bytes pending, plus one 64 KiB read buffer and the lines split from it), and a flood is
+// rate-limited by dropping lines, not by pausing the read (a worker blocked on a full pipe
+// stops serving). Drops are counted and reported as one warn line at most once per second,
+// checked on each read and at EOF.
 #pragma once
 
 #include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,8 +34,8 @@ public:
     // Starts reading `read_fd`, the read end of a pipe whose write end is the worker's
     // stdout or stderr. Takes ownership of read_fd, also on failure (it is then closed);
     // libuv makes it non-blocking. `stream` names the stream in the log ("stdout"/"stderr")
-    // and must outlive the object (a string literal). Fails with the libuv error when the
-    // fd cannot be opened as a pipe or read.
+    // and must outlive the object (a string literal). Fails (code = positive errno) when
+    // libuv cannot open the fd as a pipe or start reading it (e.g. EBADF).
     static Result<std::unique_ptr<WorkerOutput>> create(uv_loop_t* loop, int read_fd, uint64_t gen, int pid,
                                                         const char* stream, const Limits& limits);
     // Logs what is still pending (partial line, drop count) unless EOF was reached, and
@@ -68,7 +70,7 @@ private:
     RateLimiter limiter_;
     std::unique_ptr<char[]> buf_;
     std::vector<std::string> lines_;  // scratch for one read, reused
-    int64_t last_drop_report_ms_ = INT64_MIN / 2;  // the first drops are reported at once
+    int64_t last_drop_report_ms_ = std::numeric_limits<int64_t>::min() / 2;  // the first drops are reported at once
     bool eof_ = false;
 };
 

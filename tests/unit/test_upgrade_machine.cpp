@@ -528,3 +528,41 @@ TEST_CASE("UpgradeStarted names the generation that answers the requests made be
     CHECK(verdict_at >= 0);
     CHECK(started_at > verdict_at);
 }
+
+TEST_CASE("--pre-check runs before each upgrade's spawn; a failure is a rollback") {
+    MachineSettings s = Harness::notify_settings();
+    s.pre_check = true;
+    Harness h(s);
+    h.serve();  // booting does not run the pre-check
+    CHECK_EQ(h.count<RunPreCheck>(h.all), 0);
+    auto out = h.feed(UpgradeRequested{});
+    auto* rp = h.first<RunPreCheck>(out);
+    REQUIRE(rp != nullptr);
+    CHECK_EQ(rp->gen, 2u);
+    CHECK_EQ(h.count<Spawn>(out), 0);
+    CHECK_EQ(h.m.phase(), Phase::Upgrading);
+    SUBCASE("passes: the new generation is spawned") {
+        auto o = h.feed(PreCheckDone{2, true, ""});
+        CHECK_EQ(h.count<Spawn>(o), 1);
+        h.ready(2);
+        CHECK_EQ(h.m.serving_gen(), 2u);
+    }
+    SUBCASE("fails: nothing is spawned, the old generation keeps serving, the reason is reported") {
+        auto o = h.feed(PreCheckDone{2, false, "pre-check failed (exit=1): bad config"});
+        CHECK_EQ(h.count<Spawn>(o), 0);
+        CHECK_EQ(h.m.phase(), Phase::Serving);
+        CHECK_EQ(h.m.serving_gen(), 1u);
+        auto* v = h.first<UpgradeVerdict>(o);
+        REQUIRE(v != nullptr);
+        CHECK(v->reason.find("bad config") != std::string::npos);
+    }
+    SUBCASE("a stop while it runs: its late result is ignored") {
+        h.feed(StopRequested{});
+        auto o = h.feed(PreCheckDone{2, true, ""});
+        CHECK_EQ(h.count<Spawn>(o), 0);
+    }
+    SUBCASE("requests during the pre-check are queued behind it") {
+        h.feed(UpgradeRequested{});
+        CHECK(h.m.upgrade_pending());
+    }
+}
