@@ -112,6 +112,8 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     app.add_option("--pre-check", cfg.pre_check, "shell command run before each upgrade; non-zero fails it (like nginx -t)")
         ->type_name("CMD");
     app.add_option("--pre-check-timeout", pre_check_timeout, "give the pre-check this long (default 60s)")->type_name("DUR");
+    app.add_flag("--log-workers", cfg.log_workers,
+                 "log each line of the workers' stdout/stderr, tagged with generation and pid (default: inherited)");
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_option("command", positional, "the worker command (after --)")->expected(0, -1);

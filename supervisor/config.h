@@ -50,6 +50,7 @@ struct Config {
     std::vector<std::string> env;      // --env KEY=VALUE, validated
     std::string env_file;              // --env-file: re-read at every spawn
     std::string pre_check;             // --pre-check: shell command run before each upgrade
+    bool log_workers = false;          // --log-workers: workers' output through our logger
     Millis pre_check_timeout{60'000};
 };
 

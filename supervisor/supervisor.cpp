@@ -1,6 +1,7 @@
 // The libuv shell: events in from the kernel, actions out as syscalls, nothing more.
 #include "supervisor/supervisor.h"
 
+#include <fcntl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,6 +63,7 @@ Supervisor::Supervisor(Config cfg, Credentials creds, std::vector<Listener>& lis
 
 Supervisor::~Supervisor() {
     pre_check_.reset();
+    outputs_.clear();
     control_.reset();
     signals_.clear();
     notify_poll_.close();
@@ -150,13 +152,14 @@ void Supervisor::reap_children() {
         int st = 0;
         pid_t pid = ::waitpid(-1, &st, WNOHANG);
         if (pid < 0 && errno == EINTR) continue;
-        if (pid <= 0) return;  // 0: none left to reap; ECHILD: no children at all
+        if (pid <= 0) break;  // 0: none left to reap; ECHILD: no children at all
         if (pre_check_ && pid == pre_check_->pid()) {
             pre_check_->child_exited(st);
             continue;
         }
         dispatch(WorkerExited{pid, st});
     }
+    std::erase_if(outputs_, [](const auto& o) { return o->eof(); });
 }
 
 void Supervisor::on_notify_readable(uv_poll_t* h, int status, int) noexcept {
@@ -306,7 +309,26 @@ void Supervisor::spawn(uint64_t gen) {
     req.pdeath_signal = cfg_.drain_signal;
     req.chdir = cfg_.chdir;
     req.creds = creds_;
+    UniqueFd out_rd, out_wr, err_rd, err_wr;
+    if (cfg_.log_workers) {
+        int o[2], e[2];
+        if (::pipe2(o, O_CLOEXEC) == 0) out_rd.reset(o[0]), out_wr.reset(o[1]);
+        if (::pipe2(e, O_CLOEXEC) == 0) err_rd.reset(e[0]), err_wr.reset(e[1]);
+        if (!out_wr.valid() || !err_wr.valid())
+            spdlog::error("cannot create pipes for gen={}'s output: {}; it inherits ours", gen, std::strerror(errno));
+        req.stdout_fd = out_wr.get();
+        req.stderr_fd = err_wr.get();
+    }
     auto pid = spawn_worker(req);
+    out_wr.reset();  // the worker holds the write ends now: EOF comes when it (and its children) are done
+    err_wr.reset();
+    if (pid && out_rd.valid() && err_rd.valid()) {
+        for (auto [fd, name] : {std::pair{out_rd.release(), "stdout"}, std::pair{err_rd.release(), "stderr"}}) {
+            auto o = WorkerOutput::create(&loop_, fd, gen, *pid, name, WorkerOutputLimits{});
+            if (o) outputs_.push_back(std::move(o.value()));
+            else spdlog::error("cannot read gen={}'s {}: {}", gen, name, o.error().what);
+        }
+    }
     if (pid) dispatch(WorkerSpawned{gen, *pid});
     else dispatch(SpawnFailed{gen, pid.error().code, pid.error().what});
 }
@@ -325,6 +347,7 @@ void Supervisor::cancel_timer(const TimerId& id) { timers_.erase(key_of(id)); }
 void Supervisor::shutdown(int code) {
     exit_code_ = code;
     pre_check_.reset();
+    outputs_.clear();  // logs what is pending
     control_.reset();  // `ctl stop` callers see the connection close as we exit
     signals_.clear();
     notify_poll_.close();

@@ -15,6 +15,7 @@
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/pre_check.h"
+#include "supervisor/worker_output.h"
 #include "supervisor/spawn.h"
 #include "supervisor/worker_env.h"
 #include "supervisor/systemd.h"
@@ -91,6 +92,7 @@ private:
     };
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<PreCheck> pre_check_;
+    std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
     std::vector<Waiter> waiters_;
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;

@@ -9,7 +9,7 @@
 
 namespace sv {
 
-WorkerOutput::WorkerOutput(uv_loop_t* loop, uint64_t gen, int pid, const char* stream, const Limits& limits)
+WorkerOutput::WorkerOutput(uv_loop_t* loop, uint64_t gen, int pid, const char* stream, const WorkerOutputLimits& limits)
     : loop_(loop),
       gen_(gen),
       pid_(pid),
@@ -20,7 +20,7 @@ WorkerOutput::WorkerOutput(uv_loop_t* loop, uint64_t gen, int pid, const char* s
       buf_(new char[kReadBuffer]) {}
 
 Result<std::unique_ptr<WorkerOutput>> WorkerOutput::create(uv_loop_t* loop, int read_fd, uint64_t gen, int pid,
-                                                           const char* stream, const Limits& limits) {
+                                                           const char* stream, const WorkerOutputLimits& limits) {
     UniqueFd fd(read_fd);
     std::unique_ptr<WorkerOutput> out(new WorkerOutput(loop, gen, pid, stream, limits));
     auto fail = [&](int rc) {

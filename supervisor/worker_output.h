@@ -23,7 +23,7 @@
 
 namespace sv {
 
-struct Limits {
+struct WorkerOutputLimits {
     size_t max_line = 4096;      // longer lines are logged in chunks of this size
     double lines_per_sec = 1000; // sustained rate per stream
     double burst = 2000;         // lines allowed at once
@@ -37,7 +37,7 @@ public:
     // and must outlive the object (a string literal). Fails (code = positive errno) when
     // libuv cannot open the fd as a pipe or start reading it (e.g. EBADF).
     static Result<std::unique_ptr<WorkerOutput>> create(uv_loop_t* loop, int read_fd, uint64_t gen, int pid,
-                                                        const char* stream, const Limits& limits);
+                                                        const char* stream, const WorkerOutputLimits& limits);
     // Logs what is still pending (partial line, drop count) unless EOF was reached, and
     // closes the handle (its memory is freed in the close callback, see uv_handle.h).
     ~WorkerOutput();
@@ -49,7 +49,7 @@ public:
     bool eof() const { return eof_; }
 
 private:
-    WorkerOutput(uv_loop_t* loop, uint64_t gen, int pid, const char* stream, const Limits& limits);
+    WorkerOutput(uv_loop_t* loop, uint64_t gen, int pid, const char* stream, const WorkerOutputLimits& limits);
     static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
     static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
     void consume(const char* data, size_t n);
