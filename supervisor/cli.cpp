@@ -112,6 +112,13 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     app.add_option("--pre-check", cfg.pre_check, "shell command run before each upgrade; non-zero fails it (like nginx -t)")
         ->type_name("CMD");
     app.add_option("--pre-check-timeout", pre_check_timeout, "give the pre-check this long (default 60s)")->type_name("DUR");
+    std::string upgrade_mode = "all";
+    app.add_option("--workers", cfg.workers, "worker processes per generation, sharing the listeners (default 1)")
+        ->check(CLI::Range(1, 1024));
+    app.add_option("--upgrade", upgrade_mode,
+                   "with --workers: 'all' (new generation complete before the old drains; default) or 'rolling' "
+                   "(one worker at a time)")
+        ->check(CLI::IsMember({"all", "rolling"}));
     app.add_flag("--log-workers", cfg.log_workers,
                  "log each line of the workers' stdout/stderr, tagged with generation and pid (default: inherited)");
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
@@ -143,6 +150,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         cfg.listeners.push_back(std::move(spec.value()));
     }
     cfg.ready_mode = ready == "notify" ? ReadyMode::Notify : ReadyMode::Delay;
+    cfg.rolling = upgrade_mode == "rolling";
 
     auto duration = [](const std::string& flag, const std::string& text, Millis& out) -> std::optional<CliExit> {
         if (text.empty()) return std::nullopt;

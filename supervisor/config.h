@@ -51,6 +51,8 @@ struct Config {
     std::string env_file;              // --env-file: re-read at every spawn
     std::string pre_check;             // --pre-check: shell command run before each upgrade
     bool log_workers = false;          // --log-workers: workers' output through our logger
+    int workers = 1;                   // --workers N: processes per generation
+    bool rolling = false;              // --upgrade rolling: one slot at a time
     Millis pre_check_timeout{60'000};
 };
 

@@ -34,7 +34,7 @@ std::string control_reply(json body) {
 json status_json(const StatusSnapshot& s) {
     json workers = json::array();
     for (const auto& w : s.workers) {
-        json jw{{"gen", w.gen}, {"pid", w.pid}, {"state", w.state}, {"started_unix_ms", w.started_unix_ms},
+        json jw{{"gen", w.gen}, {"slot", w.slot}, {"pid", w.pid}, {"state", w.state}, {"started_unix_ms", w.started_unix_ms},
                 {"status", w.status}};
         jw["ready_after_ms"] = w.ready_after_ms >= 0 ? json(w.ready_after_ms) : json(nullptr);
         workers.push_back(std::move(jw));

@@ -30,6 +30,7 @@ std::string control_reply(nlohmann::json body);  // adds "ok": true
 
 struct WorkerStatus {
     uint64_t gen = 0;
+    int slot = 0;
     int pid = 0;
     std::string state;
     int64_t started_unix_ms = 0;

@@ -36,6 +36,8 @@ MachineSettings settings_from(const Config& c) {
     s.drain_signal = c.drain_signal;
     s.drain_timeout = c.drain_timeout;
     s.pre_check = !c.pre_check.empty();
+    s.workers = c.workers;
+    s.rolling = c.rolling;
     return s;
 }
 
@@ -49,7 +51,7 @@ spdlog::level::level_enum level_of(LogLevel l) {
     return spdlog::level::info;
 }
 
-std::pair<int, uint64_t> key_of(const TimerId& id) { return {static_cast<int>(id.kind), id.gen}; }
+std::pair<int, int> key_of(const TimerId& id) { return {static_cast<int>(id.kind), id.key}; }
 
 } // namespace
 
@@ -157,7 +159,8 @@ void Supervisor::reap_children() {
             pre_check_->child_exited(st);
             continue;
         }
-        dispatch(WorkerExited{pid, st});
+        // The leader is reaped: if its group still answers, something it started lives on.
+        dispatch(WorkerExited{pid, st, ::kill(-pid, 0) == 0});
     }
     std::erase_if(outputs_, [](const auto& o) { return o->eof(); });
 }
@@ -206,7 +209,10 @@ void Supervisor::on_timer(uv_timer_t* h) noexcept {
 void Supervisor::dispatch(const Event& e) {
     auto actions = machine_.handle(e, now());
     assert(machine_.check_invariants().empty());
-    for (const auto& a : actions) execute(a);
+    for (const auto& a : actions) {
+        if (exit_code_ >= 0) break;  // exiting: nothing more is spawned or signalled
+        execute(a);
+    }
     if (machine_.phase() == Phase::Stopping || machine_.phase() == Phase::Stopped)
         fail_unassigned_waiters("the supervisor is stopping");
     write_status_file();
@@ -217,7 +223,7 @@ void Supervisor::execute(const Action& action) {
         [this](const auto& a) {
             using A = std::decay_t<decltype(a)>;
             if constexpr (std::is_same_v<A, Spawn>) {
-                spawn(a.gen);
+                spawn(a.gen, a.slot);
             } else if constexpr (std::is_same_v<A, RunPreCheck>) {
                 run_pre_check(a.gen);
             } else if constexpr (std::is_same_v<A, Signal>) {
@@ -254,7 +260,7 @@ void Supervisor::execute(const Action& action) {
 
 // The worker's environment: ours, then --env-file (re-read now, so configuration rolls
 // out with the upgrade), then --env, then the user's identity, then the contract's variables.
-Result<WorkerEnv> Supervisor::worker_env(uint64_t gen) const {
+Result<WorkerEnv> Supervisor::worker_env(uint64_t gen, int slot) const {
     WorkerEnvInput in;
     for (char** e = environ; e != nullptr && *e != nullptr; e++) in.base.emplace_back(*e);
     if (!cfg_.env_file.empty()) {
@@ -273,6 +279,7 @@ Result<WorkerEnv> Supervisor::worker_env(uint64_t gen) const {
     for (const auto& l : listeners_) in.listeners.push_back({l.spec.name, l.address});
     in.notify_socket = notify_.name();
     in.generation = gen;
+    in.worker_index = slot;
     in.compat = cfg_.compat;
     return build_worker_env(in);
 }
@@ -280,7 +287,7 @@ Result<WorkerEnv> Supervisor::worker_env(uint64_t gen) const {
 // The pre-check sees what the new worker would (env file, --env, --chdir, --user), minus
 // the socket-passing variables: it gets no sockets.
 void Supervisor::run_pre_check(uint64_t gen) {
-    auto env = worker_env(gen);
+    auto env = worker_env(gen, 0);
     if (!env) {
         dispatch(PreCheckDone{gen, false, env.error().what});
         return;
@@ -294,10 +301,10 @@ void Supervisor::run_pre_check(uint64_t gen) {
                                  });
 }
 
-void Supervisor::spawn(uint64_t gen) {
-    auto env_result = worker_env(gen);
+void Supervisor::spawn(uint64_t gen, int slot) {
+    auto env_result = worker_env(gen, slot);
     if (!env_result) {
-        dispatch(SpawnFailed{gen, 0, env_result.error().what});
+        dispatch(SpawnFailed{gen, slot, 0, env_result.error().what});
         return;
     }
     WorkerEnv env = std::move(env_result.value());
@@ -329,8 +336,8 @@ void Supervisor::spawn(uint64_t gen) {
             else spdlog::error("cannot read gen={}'s {}: {}", gen, name, o.error().what);
         }
     }
-    if (pid) dispatch(WorkerSpawned{gen, *pid});
-    else dispatch(SpawnFailed{gen, pid.error().code, pid.error().what});
+    if (pid) dispatch(WorkerSpawned{gen, slot, *pid});
+    else dispatch(SpawnFailed{gen, slot, pid.error().code, pid.error().what});
 }
 
 void Supervisor::start_timer(const TimerId& id, Millis after) {
@@ -426,6 +433,7 @@ StatusSnapshot Supervisor::snapshot() const {
     for (const auto& w : machine_.workers()) {
         WorkerStatus ws;
         ws.gen = w.gen;
+        ws.slot = w.slot;
         ws.pid = w.pid;
         ws.state = to_string(w.state);
         ws.started_unix_ms = unix_ms_at(w.spawned_at);

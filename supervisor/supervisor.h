@@ -54,9 +54,9 @@ private:
     void read_notify();
     void dispatch(const Event& e);
     void execute(const Action& a);
-    void spawn(uint64_t gen);
+    void spawn(uint64_t gen, int slot);
     void run_pre_check(uint64_t gen);
-    Result<WorkerEnv> worker_env(uint64_t gen) const;
+    Result<WorkerEnv> worker_env(uint64_t gen, int slot) const;
     void start_timer(const TimerId& id, Millis after);
     void cancel_timer(const TimerId& id);
     void shutdown(int code);
@@ -80,7 +80,7 @@ private:
     uv_loop_t loop_{};
     std::vector<UvHandle<uv_signal_t>> signals_;
     UvHandle<uv_poll_t> notify_poll_;
-    std::map<std::pair<int, uint64_t>, UvHandle<TimerHandle>> timers_;
+    std::map<std::pair<int, int>, UvHandle<TimerHandle>> timers_;
     std::chrono::steady_clock::time_point started_;
     int64_t started_unix_ms_ = 0;
     int exit_code_ = -1;

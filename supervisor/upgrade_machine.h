@@ -1,19 +1,29 @@
 // UpgradeMachine: the supervisor's decisions as a pure state machine — events in,
 // actions out. No libuv, no syscalls, no clock: time is passed in.
 //
-// Invariants (checked by check_invariants(), which the unit tests call after every step):
-//  - At most one worker is Starting, and it belongs to the one generation being started.
-//  - The serving generation is the newest Ready worker, and it is the only Ready one:
-//    a worker that becomes ready makes every older one drain.
-//  - Every Draining worker has a kill timer running, or has already been killed.
-//  - Serving: one Ready worker, none starting. Upgrading: one Ready, one Starting.
-//    Starting: none Ready; one Starting or a respawn timer running. Stopping: none
-//    Starting or Ready; the machine exits once the last worker is reaped.
-//  - Upgrade requests that arrive while a worker is starting merge into one pending
-//    upgrade, started as soon as the running one is decided.
-// Nothing a worker does (exit early, never get ready, ignore the drain signal, crash)
-// makes the machine exit: only a stop request does, or an exec failure of the very
-// first worker, which is a startup error.
+// A generation is one version of the worker: --workers N processes (slots 0..N-1) spawned
+// from the same command at the same upgrade. Each slot has a target generation; the
+// machine keeps every slot staffed by a worker of its target generation, respawning a
+// crashed one with exponential backoff (per slot). An upgrade brings up generation G:
+//  - all at once (default): N new workers; when all N are ready, every older worker drains
+//    and every slot's target becomes G. If any of them fails first, all of G is killed and
+//    the old generation keeps serving (rollback).
+//  - rolling: slot by slot; each new worker, once ready, replaces the old worker of its
+//    slot (which drains), then the next slot starts. A failure stops the roll: the slots
+//    already replaced keep G, the others keep their generation, and the verdict says so.
+//
+// Invariants (check_invariants(), called by the unit tests after every step):
+//  - Every Starting or Ready worker belongs to its slot's target generation or to the
+//    upgrade in flight; per slot at most one Ready worker of each.
+//  - Every Draining worker has a kill timer running, or has already been killed; so has
+//    every process group a drained worker left behind (killed at the same deadline).
+//  - A slot waiting for a respawn has no live worker of its target generation.
+//  - Stopping: nothing Starting or Ready, no respawn waiting; the machine exits once the
+//    last worker is reaped.
+//  - Upgrade requests that arrive while an upgrade runs (or before the first generation
+//    is up) merge into one pending upgrade, started as soon as the running one is decided.
+// Nothing a worker does makes the machine exit: only a stop request does, or an exec
+// failure of the very first spawn, which is a startup error.
 #pragma once
 
 #include <cstdint>
@@ -38,7 +48,7 @@ const char* to_string(Phase p);
 struct TimerId {
     enum class Kind { Ready, Drain, Respawn };
     Kind kind;
-    uint64_t gen = 0;  // 0 for Respawn
+    int key = 0;  // the worker's pid (Ready, Drain) or the slot (Respawn)
     bool operator==(const TimerId&) const = default;
 };
 
@@ -46,10 +56,12 @@ struct TimerId {
 struct Boot {};
 struct UpgradeRequested {};
 struct StopRequested {};
-struct WorkerSpawned { uint64_t gen; int pid; };
-struct SpawnFailed { uint64_t gen; int err; std::string reason; };  // err: errno of fork or exec
+struct WorkerSpawned { uint64_t gen; int slot; int pid; };
+struct SpawnFailed { uint64_t gen; int slot; int err; std::string reason; };  // err: errno of exec, 0 otherwise
 struct Notified { int pid; NotifyMessage msg; };
-struct WorkerExited { int pid; int wait_status; };                   // as from waitpid(2)
+// wait_status as from waitpid(2); group_alive: the worker's process group still has members
+// (children it left behind, which may hold the listening socket).
+struct WorkerExited { int pid; int wait_status; bool group_alive = false; };
 struct TimerFired { TimerId id; };
 struct ForwardSignal { int sig; };
 struct PreCheckDone { uint64_t gen; bool ok; std::string reason; };
@@ -57,16 +69,16 @@ using Event = std::variant<Boot, UpgradeRequested, StopRequested, WorkerSpawned,
                            WorkerExited, TimerFired, ForwardSignal, PreCheckDone>;
 
 // Actions
-struct Spawn { uint64_t gen; };
-struct RunPreCheck { uint64_t gen; };  // answered by PreCheckDone
+struct Spawn { uint64_t gen; int slot; };  // answered by WorkerSpawned or SpawnFailed
+struct RunPreCheck { uint64_t gen; };      // answered by PreCheckDone
 struct Signal { int pid; int sig; };
 struct KillGroup { int pid; };  // SIGKILL to the worker's process group (pgid == pid)
 struct StartTimer { TimerId id; Millis after; };
 struct CancelTimer { TimerId id; };
 struct NotifySystemd { std::string state; };  // sd_notify text for our own parent
 struct Log { LogLevel level; std::string text; };
-// An upgrade's new generation is about to be spawned: every upgrade request not yet
-// covered by an earlier one is answered by this generation's verdict.
+// An upgrade's new generation is about to start: every upgrade request not yet covered
+// by an earlier one is answered by this generation's verdict.
 struct UpgradeStarted { uint64_t gen; };
 struct UpgradeVerdict { uint64_t gen; bool ok; std::string reason; };
 struct Exit { int code; };
@@ -83,10 +95,13 @@ struct MachineSettings {
     Millis backoff_max = kBackoffMax;
     Millis backoff_reset_after = kBackoffResetAfter;
     bool pre_check = false;  // run --pre-check before each upgrade's spawn
+    int workers = 1;         // --workers N: slots per generation
+    bool rolling = false;    // --upgrade rolling
 };
 
 struct Worker {
     uint64_t gen = 0;
+    int slot = 0;
     int pid = 0;
     WorkerState state = WorkerState::Starting;
     Millis spawned_at{0};
@@ -102,14 +117,15 @@ public:
 
     std::vector<Action> handle(const Event& event, Millis now);
 
-    Phase phase() const { return phase_; }
+    Phase phase() const;
     const std::vector<Worker>& workers() const { return workers_; }
-    uint64_t serving_gen() const { return current_gen_; }
-    uint64_t starting_gen() const { return starting_gen_; }
+    // The generation every slot runs once nothing is in flight: the oldest slot target.
+    uint64_t serving_gen() const;
+    uint64_t upgrading_gen() const { return upgrade_gen_; }
     bool upgrade_pending() const { return pending_upgrade_; }
     const Worker* find_pid(int pid) const;
 
-    // Asserts the invariants stated above; returns an empty string or what is broken.
+    // Checks the invariants stated above; returns an empty string or what is broken.
     std::string check_invariants() const;
 
 private:
@@ -124,36 +140,44 @@ private:
     void on(const ForwardSignal&);
     void on(const PreCheckDone&);
 
-    void spawn_next();
+    void spawn(uint64_t gen, int slot);
     void start_upgrade();
-    void spawn_upgrade();
+    void spawn_upgrade_workers();
     void become_ready(Worker& w);
+    void replace_slot(int slot, uint64_t gen);
     void drain(Worker& w);
-    void start_failed(uint64_t gen, const std::string& reason);
-    void serving_died(const Worker& w, const std::string& how);
-    void schedule_respawn();
+    void upgrade_failed(const std::string& reason);
+    void finish_upgrade();
+    void slot_failed(int slot, uint64_t gen, const std::string& what);
+    void ensure_slots();
+    void schedule_respawn(int slot);
+    void check_booted();
     void finish_stop_if_done();
     void verdict(uint64_t gen, bool ok, const std::string& reason);
     void log(LogLevel level, std::string text);
+    std::string slot_tag(int slot) const;
+    bool stopping() const { return stopping_ || stopped_; }
+    bool slot_staffed(int slot) const;
     Worker* find(int pid);
-    Worker* find_gen(uint64_t gen);
     Millis since(Millis t) const { return now_ - t; }
 
     MachineSettings s_;
-    Backoff backoff_;
-    Phase phase_ = Phase::Starting;
+    std::vector<Backoff> backoff_;      // per slot
+    std::vector<uint64_t> slot_gen_;    // per slot: the target generation
+    std::vector<bool> respawn_pending_; // per slot
     std::vector<Worker> workers_;
+    std::vector<Worker> lingering_;  // drained workers gone, their process group not yet: killed at the deadline
     uint64_t next_gen_ = 1;
-    uint64_t current_gen_ = 0;
-    uint64_t starting_gen_ = 0;
-    uint64_t upgrade_gen_ = 0;  // the generation whose verdict an upgrade request awaits
+    uint64_t upgrade_gen_ = 0;  // the upgrade in flight (pre-check, starting, rolling)
+    int roll_slot_ = 0;         // rolling: the slot being replaced
     Millis upgrade_at_{0};
-    uint64_t upgrade_from_gen_ = 0;  // the generation an upgrade replaces, for the log
+    uint64_t upgrade_from_gen_ = 0;  // what the upgrade replaces, for the log
     Millis stop_at_{0};
     bool pending_upgrade_ = false;
-    bool pre_checking_ = false;  // starting_gen_ is reserved while its pre-check runs
-    bool respawn_pending_ = false;
-    bool ever_ready_ = false;
+    bool pre_checking_ = false;
+    bool booted_ = false;       // every slot has been served by a ready worker
+    bool spawned_any_ = false;  // a spawn has succeeded: exec failures are no longer startup errors
+    bool stopping_ = false, stopped_ = false;
     Millis now_{0};
     std::vector<Action> out_;
 };

@@ -47,6 +47,7 @@ WorkerEnv build_worker_env(const WorkerEnvInput& in) {
     env.vars.push_back("LISTEN_FDNAMES=" + names);
     env.vars.push_back("NOTIFY_SOCKET=" + in.notify_socket);
     env.vars.push_back("SUPERVISOR_GENERATION=" + gen);
+    env.vars.push_back("SUPERVISOR_WORKER_INDEX=" + std::to_string(in.worker_index));
     if (in.compat.server_starter) {
         env.vars.push_back("SERVER_STARTER_PORT=" + starter);
         env.vars.push_back("SERVER_STARTER_GENERATION=" + gen);

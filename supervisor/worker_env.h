@@ -20,6 +20,7 @@ struct WorkerEnvInput {
     std::vector<ListenerInfo> listeners;
     std::string notify_socket;      // "@…" or a path
     uint64_t generation = 0;
+    int worker_index = 0;  // SUPERVISOR_WORKER_INDEX: the slot, 0..N-1
     Compat compat;
 };
 

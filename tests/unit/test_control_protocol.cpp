@@ -51,7 +51,7 @@ TEST_CASE("status document and table") {
     s.serving_gen = 3;
     s.upgrade_pending = true;
     s.started_unix_ms = 1'000'000;
-    s.workers = {{3, 4121, "ready", 1'100'000, 212, "42 conns"}, {4, 4200, "starting", 1'190'000, -1, ""}};
+    s.workers = {{3, 0, 4121, "ready", 1'100'000, 212, "42 conns"}, {4, 0, 4200, "starting", 1'190'000, -1, ""}};
     s.listeners = {{"http", "127.0.0.1:8080", 3}};
     s.has_last_upgrade = true;
     s.last_upgrade = {3, false, "exited before ready (exit=1)", 1'150'000};

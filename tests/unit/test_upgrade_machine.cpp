@@ -5,6 +5,8 @@
 
 #include <csignal>
 
+#include <set>
+
 #include "supervisor/upgrade_machine.h"
 
 using namespace sv;
@@ -41,7 +43,7 @@ struct Harness {
         for (auto& a : out) {
             result.push_back(a);
             if (auto* s = std::get_if<Spawn>(&a)) {
-                auto more = feed(WorkerSpawned{s->gen, next_pid++});
+                auto more = feed(WorkerSpawned{s->gen, s->slot, next_pid++});
                 result.insert(result.end(), more.begin(), more.end());
             }
         }
@@ -50,12 +52,17 @@ struct Harness {
         return result;
     }
     void advance(Millis d) { now += d; }
-    int pid_of(uint64_t gen) const {
+    int pid_of(uint64_t gen, int slot = 0) const {
         for (const auto& w : m.workers())
-            if (w.gen == gen) return w.pid;
+            if (w.gen == gen && w.slot == slot) return w.pid;
         return -1;
     }
-    void ready(uint64_t gen) { feed(Notified{pid_of(gen), NotifyMessage{true, false, false, {}}}); }
+    int live_of(int slot) const {  // the pid of the slot's live (starting or ready) worker
+        for (const auto& w : m.workers())
+            if (w.slot == slot && (w.state == WorkerState::Starting || w.state == WorkerState::Ready)) return w.pid;
+        return -1;
+    }
+    void ready(uint64_t gen, int slot = 0) { feed(Notified{pid_of(gen, slot), NotifyMessage{true, false, false, {}}}); }
 
     template <typename A>
     int count(const std::vector<Action>& v) const {
@@ -95,15 +102,37 @@ struct Harness {
 
 } // namespace
 
+
+namespace {
+bool started_timer(const std::vector<Action>& v, TimerId id, long ms) {
+    for (const auto& a : v)
+        if (auto* t = std::get_if<StartTimer>(&a); t && t->id == id && t->after.count() == ms) return true;
+    return false;
+}
+bool cancelled(const std::vector<Action>& v, TimerId id) {
+    for (const auto& a : v)
+        if (auto* c = std::get_if<CancelTimer>(&a); c && c->id == id) return true;
+    return false;
+}
+MachineSettings n_workers(int n, bool rolling = false) {
+    MachineSettings s = Harness::notify_settings();
+    s.workers = n;
+    s.rolling = rolling;
+    return s;
+}
+bool pid_alive_in(const Harness& h, int pid) {
+    const Worker* w = h.m.find_pid(pid);
+    return w != nullptr && w->state == WorkerState::Ready;
+}
+
+} // namespace
+
 TEST_CASE("boot: gen 1 is spawned, ready on READY=1, systemd told READY=1") {
     Harness h;
     auto out = h.feed(Boot{});
     CHECK_EQ(h.count<Spawn>(out), 1);
     CHECK_EQ(h.m.phase(), Phase::Starting);
-    CHECK_EQ(h.m.starting_gen(), 1u);
-    auto* t = h.first<StartTimer>(out);
-    REQUIRE(t != nullptr);
-    CHECK_EQ(t->after.count(), 5000);
+    CHECK(started_timer(out, {TimerId::Kind::Ready, 100}, 5000));
     h.advance(Millis(212));
     h.ready(1);
     CHECK_EQ(h.m.phase(), Phase::Serving);
@@ -123,7 +152,7 @@ TEST_CASE("delay mode: ready when the delay passes, READY=1 alone does not decid
     h.ready(1);
     CHECK_EQ(h.m.phase(), Phase::Starting);
     h.advance(Millis(1000));
-    h.feed(TimerFired{{TimerId::Kind::Ready, 1}});
+    h.feed(TimerFired{{TimerId::Kind::Ready, 100}});
     CHECK_EQ(h.m.phase(), Phase::Serving);
 }
 
@@ -132,7 +161,7 @@ TEST_CASE("upgrade ok: new gen ready → old drains with the drain signal and a 
     h.serve();
     auto out = h.feed(UpgradeRequested{});
     CHECK_EQ(h.m.phase(), Phase::Upgrading);
-    CHECK_EQ(h.m.starting_gen(), 2u);
+    CHECK_EQ(h.m.upgrading_gen(), 2u);
     auto* n = h.first<NotifySystemd>(out);
     REQUIRE(n != nullptr);
     CHECK(n->state.find("RELOADING=1") != std::string::npos);
@@ -142,25 +171,23 @@ TEST_CASE("upgrade ok: new gen ready → old drains with the drain signal and a 
     CHECK_EQ(h.m.phase(), Phase::Serving);
     CHECK_EQ(h.m.serving_gen(), 2u);
     CHECK(h.signalled(old_pid, SIGTERM, h.last));
+    CHECK(h.logged("upgrade done gen=2 pid=101 replaced_gen=1 after_ms=80", h.last));
     auto* verdict = h.first<UpgradeVerdict>(h.last);
     REQUIRE(verdict != nullptr);
     CHECK(verdict->ok);
     CHECK_EQ(verdict->gen, 2u);
-    bool drain_timer = false;
-    for (const auto& a : h.last)
-        if (auto* t = std::get_if<StartTimer>(&a); t && t->id == TimerId{TimerId::Kind::Drain, 1}) drain_timer = t->after.count() == 3000;
-    CHECK(drain_timer);
+    CHECK(started_timer(h.last, {TimerId::Kind::Drain, old_pid}, 3000));
     SUBCASE("old exits: timer cancelled, logged with drain time") {
         h.advance(Millis(40));
         auto o = h.feed(WorkerExited{old_pid, exited(0)});
         CHECK(h.logged("exited gen=1", o));
         CHECK(h.logged("exit=0 drain_ms=40", o));
-        CHECK_EQ(h.count<CancelTimer>(o), 1);
+        CHECK(cancelled(o, {TimerId::Kind::Drain, old_pid}));
         CHECK_EQ(h.m.workers().size(), 1u);
     }
     SUBCASE("old ignores the drain signal: killed with its group at the deadline") {
         h.advance(Millis(3000));
-        auto o = h.feed(TimerFired{{TimerId::Kind::Drain, 1}});
+        auto o = h.feed(TimerFired{{TimerId::Kind::Drain, old_pid}});
         CHECK(h.group_killed(old_pid, o));
         CHECK(h.logged("drain timeout gen=1", o));
         auto o2 = h.feed(WorkerExited{old_pid, killed_by(SIGKILL)});
@@ -185,12 +212,13 @@ TEST_CASE("rollback: new gen exits before ready → old keeps serving, failure r
     CHECK(v->reason.find("exit=1") != std::string::npos);
     CHECK(h.logged("upgrade failed gen=2", out));
     CHECK(h.logged("serving_gen=1", out));
+    CHECK_EQ(h.count<StartTimer>(out), 0);  // nothing to respawn: gen 1 still serves
     auto* n = h.first<NotifySystemd>(out);
     REQUIRE(n != nullptr);
     CHECK(n->state.find("READY=1") != std::string::npos);
     SUBCASE("the next upgrade gets a fresh generation") {
         auto o = h.feed(UpgradeRequested{});
-        CHECK_EQ(h.m.starting_gen(), 3u);
+        CHECK_EQ(h.m.upgrading_gen(), 3u);
         CHECK_EQ(h.count<Spawn>(o), 1);
     }
 }
@@ -200,7 +228,7 @@ TEST_CASE("rollback: exec failure during an upgrade") {
     h.serve();
     auto out = h.m.handle(UpgradeRequested{}, h.now);  // do not auto-spawn: the spawn fails
     REQUIRE(h.count<Spawn>(out) == 1);
-    auto o = h.feed(SpawnFailed{2, EACCES, "cannot execute './server': Permission denied"});
+    auto o = h.feed(SpawnFailed{2, 0, EACCES, "cannot execute './server': Permission denied"});
     CHECK_EQ(h.m.phase(), Phase::Serving);
     CHECK_EQ(h.m.serving_gen(), 1u);
     CHECK(h.logged("Permission denied", o));
@@ -213,7 +241,7 @@ TEST_CASE("rollback: ready timeout kills the new gen's group, old keeps serving"
     h.feed(UpgradeRequested{});
     int new_pid = h.pid_of(2);
     h.advance(Millis(5000));
-    auto out = h.feed(TimerFired{{TimerId::Kind::Ready, 2}});
+    auto out = h.feed(TimerFired{{TimerId::Kind::Ready, new_pid}});
     CHECK(h.group_killed(new_pid, out));
     CHECK_EQ(h.m.phase(), Phase::Serving);
     CHECK_EQ(h.m.serving_gen(), 1u);
@@ -239,11 +267,11 @@ TEST_CASE("coalescing: requests during an upgrade merge into exactly one more") 
     h.feed(UpgradeRequested{});
     for (int i = 0; i < 1000; i++) h.feed(UpgradeRequested{});
     CHECK(h.m.upgrade_pending());
-    CHECK_EQ(h.m.starting_gen(), 2u);
+    CHECK_EQ(h.m.upgrading_gen(), 2u);
     h.ready(2);
     // gen 2 took over and the one queued upgrade started at once
     CHECK_EQ(h.m.serving_gen(), 2u);
-    CHECK_EQ(h.m.starting_gen(), 3u);
+    CHECK_EQ(h.m.upgrading_gen(), 3u);
     CHECK_FALSE(h.m.upgrade_pending());
     h.ready(3);
     CHECK_EQ(h.m.phase(), Phase::Serving);
@@ -252,12 +280,12 @@ TEST_CASE("coalescing: requests during an upgrade merge into exactly one more") 
         h.feed(UpgradeRequested{});
         h.feed(UpgradeRequested{});
         h.feed(WorkerExited{h.pid_of(4), exited(1)});
-        CHECK_EQ(h.m.starting_gen(), 5u);
+        CHECK_EQ(h.m.upgrading_gen(), 5u);
         CHECK_EQ(h.m.serving_gen(), 3u);
     }
 }
 
-TEST_CASE("crash of the serving worker: respawn with exponential backoff, reset after uptime") {
+TEST_CASE("crash of the serving worker: respawned in its slot (same generation) with exponential backoff") {
     Harness h;
     h.serve();
     h.advance(Millis(100));
@@ -265,29 +293,28 @@ TEST_CASE("crash of the serving worker: respawn with exponential backoff, reset 
     CHECK_EQ(h.m.phase(), Phase::Starting);
     CHECK(h.logged("worker died gen=1", out));
     CHECK(h.logged("signal=SIGSEGV", out));
-    auto* t = h.first<StartTimer>(out);
-    REQUIRE(t != nullptr);
-    CHECK(t->id == TimerId{TimerId::Kind::Respawn, 0});
-    CHECK_EQ(t->after.count(), 100);
-    CHECK(h.logged("respawn gen=2 in_ms=100", out));
+    CHECK(started_timer(out, {TimerId::Kind::Respawn, 0}, 100));
+    CHECK(h.logged("respawn gen=1 in_ms=100", out));
 
     // The respawned one fails to start twice: 200 ms, then 400 ms.
+    auto r1 = h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
+    REQUIRE_EQ(h.count<Spawn>(r1), 1);
+    CHECK_EQ(h.first<Spawn>(r1)->gen, 1u);
+    auto o2 = h.feed(WorkerExited{h.live_of(0), exited(1)});
+    CHECK(started_timer(o2, {TimerId::Kind::Respawn, 0}, 200));
     h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
-    CHECK_EQ(h.m.starting_gen(), 2u);
-    auto o2 = h.feed(WorkerExited{h.pid_of(2), exited(1)});
-    CHECK_EQ(h.first<StartTimer>(o2)->after.count(), 200);
-    h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
-    auto o3 = h.feed(WorkerExited{h.pid_of(3), exited(1)});
-    CHECK_EQ(h.first<StartTimer>(o3)->after.count(), 400);
+    auto o3 = h.feed(WorkerExited{h.live_of(0), exited(1)});
+    CHECK(started_timer(o3, {TimerId::Kind::Respawn, 0}, 400));
     CHECK_EQ(h.count<Exit>(h.all), 0);
 
     // Then one comes up and stays up long enough: the next crash starts from 100 ms again.
     h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
-    h.ready(4);
+    int p = h.live_of(0);
+    h.feed(Notified{p, NotifyMessage{true, false, false, {}}});
     CHECK_EQ(h.m.phase(), Phase::Serving);
     h.advance(Millis(10'000));
-    auto o4 = h.feed(WorkerExited{h.pid_of(4), exited(2)});
-    CHECK_EQ(h.first<StartTimer>(o4)->after.count(), 100);
+    auto o4 = h.feed(WorkerExited{p, exited(2)});
+    CHECK(started_timer(o4, {TimerId::Kind::Respawn, 0}, 100));
 }
 
 TEST_CASE("backoff is capped at 30 s") {
@@ -302,11 +329,8 @@ TEST_CASE("an upgrade request while a respawn waits starts the new code at once"
     h.serve();
     h.feed(WorkerExited{h.pid_of(1), exited(1)});
     auto out = h.feed(UpgradeRequested{});
-    bool cancelled = false;
-    for (const auto& a : out)
-        if (auto* c = std::get_if<CancelTimer>(&a); c && c->id == TimerId{TimerId::Kind::Respawn, 0}) cancelled = true;
-    CHECK(cancelled);
-    CHECK_EQ(h.m.starting_gen(), 2u);
+    CHECK(cancelled(out, {TimerId::Kind::Respawn, 0}));
+    CHECK_EQ(h.m.upgrading_gen(), 2u);
     h.ready(2);
     auto* v = h.first<UpgradeVerdict>(h.last);
     REQUIRE(v != nullptr);
@@ -314,6 +338,14 @@ TEST_CASE("an upgrade request while a respawn waits starts the new code at once"
     SUBCASE("the stale respawn timer firing later does nothing") {
         auto o = h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
         CHECK_EQ(h.count<Spawn>(o), 0);
+    }
+    SUBCASE("if that upgrade fails, the slot's restarts resume") {
+        Harness g;
+        g.serve();
+        g.feed(WorkerExited{g.pid_of(1), exited(1)});
+        g.feed(UpgradeRequested{});
+        auto o = g.feed(WorkerExited{g.pid_of(2), exited(1)});
+        CHECK(started_timer(o, {TimerId::Kind::Respawn, 0}, 200));
     }
 }
 
@@ -326,7 +358,7 @@ TEST_CASE("upgrade requested before the first generation is ready: queued, run a
     CHECK_EQ(h.count<Spawn>(h.all), 1);
     h.ready(1);
     CHECK_EQ(h.m.phase(), Phase::Upgrading);
-    CHECK_EQ(h.m.starting_gen(), 2u);
+    CHECK_EQ(h.m.upgrading_gen(), 2u);
 }
 
 TEST_CASE("the serving worker crashes during an upgrade: the new one takes over") {
@@ -334,23 +366,26 @@ TEST_CASE("the serving worker crashes during an upgrade: the new one takes over"
     h.serve();
     h.feed(UpgradeRequested{});
     auto out = h.feed(WorkerExited{h.pid_of(1), killed_by(SIGKILL)});
-    CHECK_EQ(h.m.phase(), Phase::Starting);
-    CHECK_EQ(h.count<StartTimer>(out), 0);  // no respawn: gen 2 is already starting
+    CHECK_EQ(h.m.phase(), Phase::Upgrading);
+    CHECK_EQ(h.count<StartTimer>(out), 0);  // no restart of gen 1: gen 2 is on its way
     h.ready(2);
     CHECK_EQ(h.m.phase(), Phase::Serving);
     CHECK_EQ(h.m.serving_gen(), 2u);
     CHECK(h.logged("upgrade done gen=2 pid=101 replaced_gen=1", h.last));
-    SUBCASE("or, if the new one fails too, a respawn is scheduled") {
+    SUBCASE("or, if the new one fails too, gen 1's slot is restarted") {
         Harness g;
         g.serve();
         g.feed(UpgradeRequested{});
         g.feed(WorkerExited{g.pid_of(1), killed_by(SIGKILL)});
         auto o = g.feed(WorkerExited{g.pid_of(2), exited(1)});
         CHECK_EQ(g.m.phase(), Phase::Starting);
-        CHECK(g.logged("respawn gen=3", o));
         auto* v = g.first<UpgradeVerdict>(o);
         REQUIRE(v != nullptr);
         CHECK_FALSE(v->ok);
+        CHECK(started_timer(o, {TimerId::Kind::Respawn, 0}, 100));
+        auto r = g.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
+        REQUIRE_EQ(g.count<Spawn>(r), 1);
+        CHECK_EQ(g.first<Spawn>(r)->gen, 1u);
     }
 }
 
@@ -359,7 +394,7 @@ TEST_CASE("first worker cannot be executed: a startup error with 127/126") {
         Harness h;
         auto out = h.m.handle(Boot{}, h.now);
         REQUIRE(h.count<Spawn>(out) == 1);
-        auto o = h.feed(SpawnFailed{1, ENOENT, "cannot execute './nope': No such file or directory"});
+        auto o = h.feed(SpawnFailed{1, 0, ENOENT, "cannot execute './nope': No such file or directory"});
         auto* e = h.first<Exit>(o);
         REQUIRE(e != nullptr);
         CHECK_EQ(e->code, 127);
@@ -368,8 +403,14 @@ TEST_CASE("first worker cannot be executed: a startup error with 127/126") {
     SUBCASE("not executable") {
         Harness h;
         (void)h.m.handle(Boot{}, h.now);
-        auto o = h.feed(SpawnFailed{1, EACCES, "cannot execute './x': Permission denied"});
+        auto o = h.feed(SpawnFailed{1, 0, EACCES, "cannot execute './x': Permission denied"});
         CHECK_EQ(h.first<Exit>(o)->code, 126);
+    }
+    SUBCASE("a setup failure (bad --chdir) is a system error") {
+        Harness h;
+        (void)h.m.handle(Boot{}, h.now);
+        auto o = h.feed(SpawnFailed{1, 0, 0, "cannot change directory"});
+        CHECK_EQ(h.first<Exit>(o)->code, 1);
     }
     SUBCASE("but a later exec failure while nothing serves is retried, not fatal") {
         Harness h;
@@ -377,9 +418,9 @@ TEST_CASE("first worker cannot be executed: a startup error with 127/126") {
         h.feed(WorkerExited{h.pid_of(1), exited(1)});
         auto out = h.m.handle(TimerFired{{TimerId::Kind::Respawn, 0}}, h.now);
         REQUIRE(h.count<Spawn>(out) == 1);
-        auto o = h.feed(SpawnFailed{2, ENOENT, "gone"});
+        auto o = h.feed(SpawnFailed{1, 0, ENOENT, "gone"});
         CHECK_EQ(h.count<Exit>(o), 0);
-        CHECK(h.logged("respawn gen=3 in_ms=200", o));
+        CHECK(h.logged("respawn gen=1 in_ms=200", o));
     }
 }
 
@@ -389,7 +430,7 @@ TEST_CASE("first worker exits before ready: respawned with backoff, never an exi
     auto out = h.feed(WorkerExited{h.pid_of(1), exited(1)});
     CHECK_EQ(h.count<Exit>(out), 0);
     CHECK(h.logged("start failed gen=1", out));
-    CHECK(h.logged("respawn gen=2 in_ms=100", out));
+    CHECK(h.logged("respawn gen=1 in_ms=100", out));
 }
 
 TEST_CASE("stop: every worker drains, exit 0 once the last is reaped") {
@@ -447,11 +488,11 @@ TEST_CASE("stop while a respawn waits: the timer is cancelled, exit at once") {
     h.serve();
     h.feed(WorkerExited{h.pid_of(1), exited(1)});
     auto out = h.feed(StopRequested{});
-    CHECK_EQ(h.count<CancelTimer>(out), 1);
+    CHECK(cancelled(out, {TimerId::Kind::Respawn, 0}));
     CHECK_EQ(h.first<Exit>(out)->code, 0);
 }
 
-TEST_CASE("READY=1 from a stranger or another worker's child changes nothing") {
+TEST_CASE("READY=1 from a stranger or another worker changes nothing") {
     Harness h;
     h.serve();
     h.feed(UpgradeRequested{});
@@ -499,9 +540,10 @@ TEST_CASE("forwarded signals reach starting and ready workers, not draining ones
 TEST_CASE("stale timers are ignored") {
     Harness h;
     h.serve();
-    CHECK(h.feed(TimerFired{{TimerId::Kind::Ready, 1}}).empty());
+    CHECK(h.feed(TimerFired{{TimerId::Kind::Ready, 100}}).empty());
     CHECK(h.feed(TimerFired{{TimerId::Kind::Drain, 7}}).empty());
     CHECK(h.feed(TimerFired{{TimerId::Kind::Respawn, 0}}).empty());
+    CHECK(h.feed(TimerFired{{TimerId::Kind::Respawn, 99}}).empty());
 }
 
 TEST_CASE("describe_wait_status") {
@@ -564,5 +606,140 @@ TEST_CASE("--pre-check runs before each upgrade's spawn; a failure is a rollback
     SUBCASE("requests during the pre-check are queued behind it") {
         h.feed(UpgradeRequested{});
         CHECK(h.m.upgrade_pending());
+    }
+}
+
+// --- --workers N ---------------------------------------------------------------------
+
+namespace {
+void serve_n(Harness& h, int n) {
+    h.feed(Boot{});
+    for (int s = 0; s < n; s++) h.ready(1, s);
+    REQUIRE(h.m.phase() == Phase::Serving);
+}
+} // namespace
+
+TEST_CASE("--workers 3: one generation of three slots; READY=1 to systemd once all are ready") {
+    Harness h(n_workers(3));
+    auto out = h.feed(Boot{});
+    REQUIRE_EQ(h.count<Spawn>(out), 3);
+    std::set<int> slots;
+    for (const auto& a : out)
+        if (auto* sp = std::get_if<Spawn>(&a)) {
+            slots.insert(sp->slot);
+            CHECK_EQ(sp->gen, 1u);
+        }
+    CHECK_EQ(slots, std::set<int>{0, 1, 2});
+    h.ready(1, 0);
+    h.ready(1, 1);
+    CHECK_EQ(h.count<NotifySystemd>(h.all), 0);
+    h.ready(1, 2);
+    CHECK_EQ(h.count<NotifySystemd>(h.last), 1);
+    CHECK(h.logged("ready gen=1 pid=102 after_ms=0 slot=2", h.last));
+}
+
+TEST_CASE("--workers 3, all at once: the old generation drains only when all three new ones are ready") {
+    Harness h(n_workers(3));
+    serve_n(h, 3);
+    auto out = h.feed(UpgradeRequested{});
+    CHECK_EQ(h.count<Spawn>(out), 3);
+    h.ready(2, 0);
+    h.ready(2, 1);
+    CHECK_EQ(h.count<Signal>(h.all), 0);  // nothing drains yet
+    h.ready(2, 2);
+    for (int s = 0; s < 3; s++) CHECK(h.signalled(h.pid_of(1, s), SIGTERM, h.last));
+    CHECK_EQ(h.m.serving_gen(), 2u);
+    CHECK(h.first<UpgradeVerdict>(h.last)->ok);
+    SUBCASE("a crashed worker of the new generation is respawned in its slot") {
+        auto o = h.feed(WorkerExited{h.pid_of(2, 1), exited(1)});
+        CHECK(started_timer(o, {TimerId::Kind::Respawn, 1}, 100));
+        CHECK(h.logged("respawn gen=2 in_ms=100 slot=1", o));
+        auto r = h.feed(TimerFired{{TimerId::Kind::Respawn, 1}});
+        REQUIRE_EQ(h.count<Spawn>(r), 1);
+        CHECK_EQ(h.first<Spawn>(r)->slot, 1);
+        CHECK_EQ(h.first<Spawn>(r)->gen, 2u);
+    }
+}
+
+TEST_CASE("--workers 3, all at once: one new worker failing rolls the whole generation back") {
+    Harness h(n_workers(3));
+    serve_n(h, 3);
+    h.feed(UpgradeRequested{});
+    h.ready(2, 0);
+    int ready_new = h.pid_of(2, 0), starting_new = h.pid_of(2, 2);
+    auto out = h.feed(WorkerExited{h.pid_of(2, 1), exited(1)});
+    CHECK(h.group_killed(ready_new, out));
+    CHECK(h.group_killed(starting_new, out));
+    CHECK_FALSE(h.signalled(h.pid_of(1, 0), SIGTERM, out));
+    CHECK_EQ(h.m.serving_gen(), 1u);
+    auto* v = h.first<UpgradeVerdict>(out);
+    REQUIRE(v != nullptr);
+    CHECK_FALSE(v->ok);
+    CHECK(v->reason.find("slot=1") != std::string::npos);
+}
+
+TEST_CASE("--workers 3, rolling: each new worker replaces its slot's old one before the next starts") {
+    Harness h(n_workers(3, true));
+    serve_n(h, 3);
+    auto out = h.feed(UpgradeRequested{});
+    REQUIRE_EQ(h.count<Spawn>(out), 1);
+    CHECK_EQ(h.first<Spawn>(out)->slot, 0);
+    h.ready(2, 0);
+    CHECK(h.signalled(h.pid_of(1, 0), SIGTERM, h.last));
+    CHECK_FALSE(h.signalled(h.pid_of(1, 1), SIGTERM, h.last));
+    REQUIRE_EQ(h.count<Spawn>(h.last), 1);
+    CHECK_EQ(h.first<Spawn>(h.last)->slot, 1);
+    h.ready(2, 1);
+    CHECK(h.signalled(h.pid_of(1, 1), SIGTERM, h.last));
+    CHECK_EQ(h.first<Spawn>(h.last)->slot, 2);
+    SUBCASE("all replaced: the upgrade is done") {
+        h.ready(2, 2);
+        CHECK(h.first<UpgradeVerdict>(h.last)->ok);
+        CHECK_EQ(h.m.serving_gen(), 2u);
+    }
+    SUBCASE("a failure stops the roll; replaced slots keep the new generation") {
+        auto o = h.feed(WorkerExited{h.pid_of(2, 2), exited(1)});
+        auto* v = h.first<UpgradeVerdict>(o);
+        REQUIRE(v != nullptr);
+        CHECK_FALSE(v->ok);
+        CHECK(v->reason.find("2 of 3 slots run gen=2") != std::string::npos);
+        CHECK_FALSE(h.group_killed(h.pid_of(2, 0), o));
+        CHECK_EQ(h.m.serving_gen(), 1u);  // the oldest slot target
+        CHECK(pid_alive_in(h, h.pid_of(1, 2)));
+    }
+}
+
+TEST_CASE("--workers 2: SUPERVISOR_WORKER_INDEX comes from the slot; stop drains all") {
+    Harness h(n_workers(2));
+    serve_n(h, 2);
+    auto out = h.feed(StopRequested{});
+    CHECK(h.signalled(h.pid_of(1, 0), SIGTERM, out));
+    CHECK(h.signalled(h.pid_of(1, 1), SIGTERM, out));
+}
+
+TEST_CASE("a drained worker's process group that outlives it is killed at the drain deadline") {
+    Harness h;
+    h.serve();
+    h.feed(UpgradeRequested{});
+    int old_pid = h.pid_of(1);
+    h.ready(2);
+    auto out = h.feed(WorkerExited{old_pid, exited(0), true});
+    CHECK_FALSE(cancelled(out, {TimerId::Kind::Drain, old_pid}));
+    CHECK(h.logged("outlives it", out));
+    auto o = h.feed(TimerFired{{TimerId::Kind::Drain, old_pid}});
+    CHECK(h.group_killed(old_pid, o));
+    SUBCASE("on stop, the supervisor waits for that deadline before it exits") {
+        Harness g;
+        g.serve();
+        g.feed(StopRequested{});
+        auto e = g.feed(WorkerExited{g.pid_of(1), exited(0), true});
+        CHECK_EQ(g.count<Exit>(e), 0);
+        auto d = g.feed(TimerFired{{TimerId::Kind::Drain, 100}});
+        CHECK(g.group_killed(100, d));
+        CHECK_EQ(g.count<Exit>(d), 1);
+    }
+    SUBCASE("a crashed worker's leftovers are killed at once") {
+        auto c = h.feed(WorkerExited{h.pid_of(2), killed_by(SIGSEGV), true});
+        CHECK(h.group_killed(101, c));
     }
 }
