@@ -88,12 +88,12 @@ std::string format_status_table(const json& st, int64_t now) {
                            u.value("ok", false) ? "succeeded" : "FAILED", format_age(now - num(u, "at_unix_ms")),
                            u.value("ok", false) ? "" : ": " + str(u, "reason"));
     }
-    out += fmt::format("{:<5} {:<8} {:<9} {:<8} {:<7} {}\n", "GEN", "PID", "STATE", "AGE", "READY", "STATUS");
+    out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {}\n", "GEN", "SLOT", "PID", "STATE", "AGE", "READY", "STATUS");
     if (auto it = st.find("workers"); it != st.end() && it->is_array()) {
         for (const auto& w : *it) {
             auto ready = w.find("ready_after_ms");
             std::string ready_s = ready != w.end() && ready->is_number() ? format_age(ready->get<int64_t>()) : "-";
-            out += fmt::format("{:<5} {:<8} {:<9} {:<8} {:<7} {}\n", num(w, "gen"), num(w, "pid"), str(w, "state"),
+            out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {}\n", num(w, "gen"), num(w, "slot"), num(w, "pid"), str(w, "state"),
                                format_age(now - num(w, "started_unix_ms")), ready_s, str(w, "status"));
         }
     }
