@@ -75,9 +75,14 @@ std::string format_status_table(const json& st, int64_t now) {
         auto it = j.find(key);
         return it != j.end() && it->is_string() ? it->get<std::string>() : "";
     };
+    // json::value() throws on a type mismatch: a foreign document must not crash `ctl`.
+    auto flag = [](const json& j, const char* key) {
+        auto it = j.find(key);
+        return it != j.end() && it->is_boolean() && it->get<bool>();
+    };
     std::string out = fmt::format("supervisor pid {}: {}, serving gen {}{}, up {}\n", num(st, "pid"), str(st, "phase"),
                                   num(st, "serving_gen"),
-                                  st.value("upgrade_pending", false) ? " (an upgrade is queued)" : "",
+                                  flag(st, "upgrade_pending") ? " (an upgrade is queued)" : "",
                                   format_age(now - num(st, "started_unix_ms")));
     if (auto it = st.find("listeners"); it != st.end() && it->is_array())
         for (const auto& l : *it)
@@ -85,8 +90,8 @@ std::string format_status_table(const json& st, int64_t now) {
     if (auto it = st.find("last_upgrade"); it != st.end() && it->is_object()) {
         const auto& u = *it;
         out += fmt::format("last upgrade: gen {} {} {} ago{}\n", num(u, "gen"),
-                           u.value("ok", false) ? "succeeded" : "FAILED", format_age(now - num(u, "at_unix_ms")),
-                           u.value("ok", false) ? "" : ": " + str(u, "reason"));
+                           flag(u, "ok") ? "succeeded" : "FAILED", format_age(now - num(u, "at_unix_ms")),
+                           flag(u, "ok") ? "" : ": " + str(u, "reason"));
     }
     out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {}\n", "GEN", "SLOT", "PID", "STATE", "AGE", "READY", "STATUS");
     if (auto it = st.find("workers"); it != st.end() && it->is_array()) {

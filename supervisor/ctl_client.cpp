@@ -94,6 +94,20 @@ private:
     std::string buf_;
 };
 
+// Typed reads of a reply that never throw: json::value() would on a type mismatch.
+bool get_bool(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+long long get_int(const json& j, const char* key) {
+    auto it = j.find(key);
+    return it != j.end() && it->is_number_integer() ? it->get<long long>() : 0;
+}
+std::string get_str(const json& j, const char* key, const char* fallback = "") {
+    auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
 // Connects, or explains in one line why not (and what to check).
 int connect_control(const std::string& path, UniqueFd* out) {
     sockaddr_un sa{};
@@ -171,27 +185,29 @@ int run_ctl(const std::vector<std::string>& args) {
     json reply;
     if (status->parsed()) {
         if (int rc = request(conn, "status", deadline, &reply); rc != kCtlOk) return rc;
-        if (!reply.value("ok", false)) return fail(kCtlFailed, reply.value("error", "refused"));
-        if (as_json) std::printf("%s\n", reply["status"].dump(2).c_str());
-        else std::fputs(format_status_table(reply["status"], unix_ms()).c_str(), stdout);
+        if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
+        json st = reply.contains("status") ? reply["status"] : json::object();
+        if (as_json) std::printf("%s\n", st.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+        else std::fputs(format_status_table(st, unix_ms()).c_str(), stdout);
         return kCtlOk;
     }
     if (upgrade->parsed()) {
         if (int rc = request(conn, "upgrade", deadline, &reply); rc != kCtlOk) return rc;
-        auto gen = reply.value("gen", 0);
-        if (reply.value("ok", false)) {
-            std::printf("upgrade to gen %d succeeded: it is serving\n", gen);
+        auto gen = get_int(reply, "gen");
+        if (get_bool(reply, "ok")) {
+            std::printf("upgrade to gen %lld succeeded: it is serving\n", gen);
             return kCtlOk;
         }
-        if (gen > 0) return fail(kCtlFailed, "upgrade to gen " + std::to_string(gen) + " failed: " + reply.value("error", "") +
-                                                 "; gen " + std::to_string(reply.value("serving_gen", 0)) + " is still serving");
-        return fail(kCtlFailed, "upgrade refused: " + reply.value("error", ""));
+        if (gen > 0)
+            return fail(kCtlFailed, "upgrade to gen " + std::to_string(gen) + " failed: " + get_str(reply, "error") + "; gen " +
+                                        std::to_string(get_int(reply, "serving_gen")) + " is still serving");
+        return fail(kCtlFailed, "upgrade refused: " + get_str(reply, "error"));
     }
     if (int rc = request(conn, "stop", deadline, &reply); rc != kCtlOk) return rc;
-    if (!reply.value("ok", false)) return fail(kCtlFailed, reply.value("error", "refused"));
+    if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
     if (!conn.wait_closed(deadline))
         return fail(kCtlFailed, "the supervisor is still stopping after " + format_duration(timeout) + " (workers draining?)");
-    std::printf("supervisor pid %d stopped\n", reply.value("pid", 0));
+    std::printf("supervisor pid %lld stopped\n", get_int(reply, "pid"));
     return kCtlOk;
 }
 
