@@ -30,5 +30,9 @@ fi
 build=${1:-build}
 shift || true
 if [[ ! -f $build/build.ninja ]]; then
-  meson setup "$build" "$@" >/dev/null
+  if ! out=$(meson setup "$build" "$@" 2>&1); then
+    echo "$out" | tail -20 >&2
+    echo "setup: meson could not configure $build (full log: $build/meson-logs/meson-log.txt)" >&2
+    exit 1
+  fi
 fi
