@@ -78,6 +78,8 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         ->type_name("SPEC");
     app.add_option("--backlog", cfg.backlog, "listen(2) backlog (default: SOMAXCONN)")
         ->check(CLI::Range(1, 1 << 20));
+    app.add_flag("--nonblocking", cfg.nonblocking,
+                 "create the listeners non-blocking, for servers that poll inherited sockets without setting it (nginx)");
     app.add_option("--ready", ready, "readiness: 'delay' (alive after --ready-delay) or 'notify' (READY=1)")
         ->check(CLI::IsMember({"delay", "notify"}));
     app.add_option("--ready-delay", ready_delay, "delay mode: ready when alive this long (default 1s)")

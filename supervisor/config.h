@@ -32,6 +32,7 @@ constexpr Millis kBackoffResetAfter{10'000};
 struct Config {
     std::vector<ListenSpec> listeners;
     int backlog = SOMAXCONN;
+    bool nonblocking = false;  // --nonblocking: listeners created with O_NONBLOCK (never changed after)
     ReadyMode ready_mode = ReadyMode::Delay;
     Millis ready_delay = kDefaultReadyDelay;
     Millis ready_timeout = kDefaultReadyTimeout;

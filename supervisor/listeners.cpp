@@ -39,8 +39,9 @@ std::string format_address(const sockaddr* sa) {
 }
 
 // socket + SO_REUSEADDR + bind + listen for one resolved address.
-Result<UniqueFd> bind_inet(const sockaddr* sa, socklen_t len, int v6only, int backlog, const std::string& label) {
-    UniqueFd fd(::socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+Result<UniqueFd> bind_inet(const sockaddr* sa, socklen_t len, int v6only, int backlog, const std::string& label,
+                           SocketFlags flags) {
+    UniqueFd fd(::socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | (flags.nonblocking ? SOCK_NONBLOCK : 0), 0));
     if (!fd.valid()) return sys_error(errno, "cannot create a socket for " + label);
     int one = 1;
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
@@ -52,20 +53,20 @@ Result<UniqueFd> bind_inet(const sockaddr* sa, socklen_t len, int v6only, int ba
     return fd;
 }
 
-Result<Listener> bind_tcp(const ListenSpec& spec, int backlog) {
+Result<Listener> bind_tcp(const ListenSpec& spec, int backlog, SocketFlags flags) {
     Listener l{spec, {}, {}, 0};
     if (spec.host.empty()) {
         sockaddr_in6 any6{};
         any6.sin6_family = AF_INET6;
         any6.sin6_addr = in6addr_any;
         any6.sin6_port = htons(static_cast<uint16_t>(spec.port));
-        auto fd = bind_inet(reinterpret_cast<sockaddr*>(&any6), sizeof any6, 0, backlog, "[::]:" + std::to_string(spec.port));
+        auto fd = bind_inet(reinterpret_cast<sockaddr*>(&any6), sizeof any6, 0, backlog, "[::]:" + std::to_string(spec.port), flags);
         if (!fd && fd.error().code == EAFNOSUPPORT) {
             sockaddr_in any4{};
             any4.sin_family = AF_INET;
             any4.sin_addr.s_addr = htonl(INADDR_ANY);
             any4.sin_port = htons(static_cast<uint16_t>(spec.port));
-            fd = bind_inet(reinterpret_cast<sockaddr*>(&any4), sizeof any4, 0, backlog, "0.0.0.0:" + std::to_string(spec.port));
+            fd = bind_inet(reinterpret_cast<sockaddr*>(&any4), sizeof any4, 0, backlog, "0.0.0.0:" + std::to_string(spec.port), flags);
         }
         if (!fd) return fd.error();
         l.fd = std::move(fd.value());
@@ -78,7 +79,7 @@ Result<Listener> bind_tcp(const ListenSpec& spec, int backlog) {
         std::string port = std::to_string(spec.port);
         if (int rc = ::getaddrinfo(spec.host.c_str(), port.c_str(), &hints, &res); rc != 0)
             return Error{EINVAL, "cannot resolve '" + spec.host + "' in --listen " + spec.text + ": " + gai_strerror(rc)};
-        auto fd = bind_inet(res->ai_addr, res->ai_addrlen, 1, backlog, spec.text);
+        auto fd = bind_inet(res->ai_addr, res->ai_addrlen, 1, backlog, spec.text, flags);
         ::freeaddrinfo(res);
         if (!fd) return fd.error();
         l.fd = std::move(fd.value());
@@ -117,9 +118,10 @@ Result<Ok> clear_stale_unix_socket(const std::string& path, const std::string& d
 
 namespace {
 
-Result<Listener> bind_unix(const ListenSpec& spec, int backlog, const UnixSocketOptions& opts) {
+Result<Listener> bind_unix(const ListenSpec& spec, int backlog, const UnixSocketOptions& opts, SocketFlags flags) {
     if (auto r = clear_stale_unix_socket(spec.path, "unix:" + spec.path); !r) return r.error();
-    Listener l{spec, UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)), spec.path, 0};
+    Listener l{spec, UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags.nonblocking ? SOCK_NONBLOCK : 0), 0)),
+               spec.path, 0};
     if (!l.fd.valid()) return sys_error(errno, "cannot create a socket for unix:" + spec.path);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
@@ -162,10 +164,11 @@ Result<UnixSocketOptions> resolve_socket_owner(const std::string& owner, int mod
 }
 
 Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& specs, int backlog,
-                                             const UnixSocketOptions& unix_opts) {
+                                             const UnixSocketOptions& unix_opts, SocketFlags flags) {
     std::vector<Listener> out;
     for (const auto& spec : specs) {
-        auto l = spec.kind == ListenSpec::Kind::Unix ? bind_unix(spec, backlog, unix_opts) : bind_tcp(spec, backlog);
+        auto l = spec.kind == ListenSpec::Kind::Unix ? bind_unix(spec, backlog, unix_opts, flags)
+                                                     : bind_tcp(spec, backlog, flags);
         if (!l) {
             remove_unix_socket_files(out);
             return l.error();
@@ -219,7 +222,7 @@ Result<std::vector<Listener>> adopt_systemd_listeners() {
 }
 
 Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, const std::vector<ListenSpec>& specs,
-                                              int backlog, const UnixSocketOptions& unix_opts,
+                                              int backlog, const UnixSocketOptions& unix_opts, SocketFlags flags,
                                               std::vector<std::string>* unused) {
     if (specs.empty()) return adopted;
     std::vector<Listener> out;
@@ -234,7 +237,7 @@ Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, con
     }
     for (auto& l : out) {
         if (l.fd.valid()) continue;
-        auto bound = bind_listeners({l.spec}, backlog, unix_opts);
+        auto bound = bind_listeners({l.spec}, backlog, unix_opts, flags);
         if (!bound) {
             remove_unix_socket_files(out);
             return bound.error();

@@ -27,6 +27,12 @@ struct UnixSocketOptions {
     int gid = -1;
 };
 
+// How listeners are created: O_NONBLOCK from the start (--nonblocking), since the flag is
+// shared by every generation and nobody should flip it later.
+struct SocketFlags {
+    bool nonblocking = false;
+};
+
 // Resolves --socket-owner USER[:GROUP] (names or numbers). Errors name the unknown part.
 Result<UnixSocketOptions> resolve_socket_owner(const std::string& owner, int mode);
 
@@ -35,7 +41,7 @@ Result<UnixSocketOptions> resolve_socket_owner(const std::string& owner, int mod
 // unix socket file (nobody accepting) is replaced; a live one is refused.
 // Errors read "cannot bind 127.0.0.1:80: Permission denied".
 Result<std::vector<Listener>> bind_listeners(const std::vector<ListenSpec>& specs, int backlog,
-                                             const UnixSocketOptions& unix_opts = {});
+                                             const UnixSocketOptions& unix_opts = {}, SocketFlags flags = {});
 
 // A socket file at `path` that nobody accepts on is removed; a live one is refused
 // ("cannot bind <display>: another process is listening on it"), and so is a file
@@ -51,7 +57,7 @@ Result<std::vector<Listener>> adopt_systemd_listeners();
 // socket, the others are bound; with no specs, all adopted sockets in order. Adopted
 // sockets nobody asked for are closed (and named in `unused`).
 Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, const std::vector<ListenSpec>& specs,
-                                              int backlog, const UnixSocketOptions& unix_opts,
+                                              int backlog, const UnixSocketOptions& unix_opts, SocketFlags flags,
                                               std::vector<std::string>* unused);
 
 // Removes the unix socket files we created (if they are still the ones we bound).

@@ -77,7 +77,8 @@ std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* ou
     cloexec_inherited_fds({});
     std::vector<std::string> unused;
     size_t adopted_count = adopted->size();
-    auto listeners = merge_listeners(std::move(adopted.value()), cfg.listeners, cfg.backlog, *unix_opts, &unused);
+    auto listeners = merge_listeners(std::move(adopted.value()), cfg.listeners, cfg.backlog, *unix_opts,
+                                     SocketFlags{cfg.nonblocking}, &unused);
     if (!listeners) return Fatal{kExitSystem, listeners.error().what};
     if (adopted_count > 0)
         spdlog::info("socket activation: adopted {} socket(s) from the service manager", adopted_count - unused.size());

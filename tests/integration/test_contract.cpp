@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -197,4 +198,32 @@ TEST_CASE("contract: SIGUSR1 to the supervisor is forwarded to the current worke
     CHECK(sv.wait_log("forwarded SIGUSR1 to gen=1 pid=" + std::to_string(w1)));
     CHECK(sv.wait_log("fake_worker pid=" + std::to_string(w1) + " gen=1 got SIGUSR1"));
     CHECK(pid_alive(w1));
+}
+
+TEST_CASE("contract: listeners are blocking by default; --nonblocking creates them with O_NONBLOCK") {
+    for (bool nonblocking : {false, true}) {
+        CAPTURE(nonblocking);
+        TempDir dir;
+        std::vector<std::string> options{"-l", "127.0.0.1:0", "--ready", "notify"};
+        if (nonblocking) options.push_back("--nonblocking");
+        Supervised sv(dir, options, {bins().fake_worker, "--report", report_prefix(dir)});
+        INFO("supervisor log:\n", tail(sv.log()));
+        pid_t w = sv.wait_ready(1);
+        REQUIRE(w > 0);
+        // The open file description is shared: the supervisor's own fd shows the flag.
+        std::string fdinfo;
+        for (int fd = 3; fd < 64 && fdinfo.empty(); fd++) {
+            std::string link = "/proc/" + std::to_string(sv.pid()) + "/fd/" + std::to_string(fd);
+            char target[256] = {};
+            ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+            if (n <= 0 || std::string(target).rfind("socket:", 0) != 0) continue;
+            std::string info = read_file("/proc/" + std::to_string(sv.pid()) + "/fdinfo/" + std::to_string(fd));
+            // Our listener is the first socket the supervisor opened (fd 3 after stdio).
+            fdinfo = info;
+        }
+        auto flags_line = find_log_line(fdinfo, "flags:\\s+([0-7]+)");
+        REQUIRE(flags_line);
+        long flags = std::stol((*flags_line)[1], nullptr, 8);
+        CHECK_EQ((flags & 04000) != 0, nonblocking);  // O_NONBLOCK
+    }
 }

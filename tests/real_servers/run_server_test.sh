@@ -215,21 +215,17 @@ starlet)
 nginx)
   # nginx takes inherited sockets from its NGINX variable ("3;"), the one its own
   # binary upgrade uses: --compat nginx. QUIT is its graceful shutdown.
-  # Two wrappers, both exec (the pid stays the one the supervisor forked):
-  #  - python3 sets O_NONBLOCK on fd 3. nginx sets it only on sockets it creates,
-  #    not on inherited ones; on a blocking listener a worker that loses the race for
-  #    a connection blocks in accept() and stalls its other connections (seconds of
-  #    latency under load while two generations accept).
-  #  - sh gives each generation its own pid file (an exiting generation removes its
-  #    pid file, which would otherwise be the new generation's).
+  # --nonblocking: nginx sets O_NONBLOCK only on sockets it creates, not on inherited
+  # ones; on a blocking listener a worker that loses the race for a connection blocks in
+  # accept() and stalls its other connections (seconds of latency under load while two
+  # generations accept). A sh wrapper (exec: same pid) gives each generation its own pid
+  # file (an exiting generation removes its pid file, which would be the new one's).
   need_cmd nginx nginx
-  need_cmd python3 python3
   port=$(free_port) || fail "cannot pick a free port"
   mkdir -p "$tmp/nginx"
-  sv_opts=(--compat nginx --ready delay --ready-delay 1s --drain-signal QUIT --drain-timeout 15s)
+  sv_opts=(--compat nginx --nonblocking --ready delay --ready-delay 1s --drain-signal QUIT --drain-timeout 15s)
   # shellcheck disable=SC2016 # $0 and $SUPERVISOR_GENERATION are for sh, not for us
-  cmd=(python3 -c 'import os, sys; os.set_blocking(3, False); os.execvp(sys.argv[1], sys.argv[1:])'
-       sh -c 'exec nginx -p "$0/nginx" -e "$0/error.log" -c "$0/nginx.conf" -g "daemon off; pid $0/nginx.$SUPERVISOR_GENERATION.pid;"'
+  cmd=(sh -c 'exec nginx -p "$0/nginx" -e "$0/error.log" -c "$0/nginx.conf" -g "daemon off; pid $0/nginx.$SUPERVISOR_GENERATION.pid;"'
        "$tmp")
   # nginx closes idle keep-alive connections at once when it drains, racing with a
   # client that is sending its next request on one (nginx's own `nginx -s reload`
