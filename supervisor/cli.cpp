@@ -64,9 +64,7 @@ std::optional<Compat> parse_compat(std::string_view text) {
 
 CliOutcome parse_command_line(const std::vector<std::string>& args) {
     auto [opts, command] = split_command(args);
-    CLI::App app{"supervisor: hold listening sockets and upgrade a server with zero downtime\n"
-                 "Usage: supervisor [OPTIONS] -- COMMAND [ARGS...]",
-                 "supervisor"};
+    CLI::App app{"supervisor: hold listening sockets and upgrade a server with zero downtime", "supervisor"};
     app.footer(kFooter);
     app.set_version_flag("--version", "supervisor 0.1.0");
 
@@ -125,7 +123,8 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
                  "log each line of the workers' stdout/stderr, tagged with generation and pid (default: inherited)");
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
-    app.add_option("command", positional, "the worker command (after --)")->expected(0, -1);
+    app.add_option("command", positional, "the worker command and its arguments, after --: supervisor [OPTIONS] -- COMMAND [ARGS...]")
+        ->expected(0, -1);
 
     std::vector<std::string> argv_rev(opts.rbegin(), opts.rend());
     if (!argv_rev.empty()) argv_rev.pop_back();  // program name
