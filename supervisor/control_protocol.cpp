@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
+
 namespace sv {
 
 using json = nlohmann::json;
@@ -67,9 +70,17 @@ std::string format_age(int64_t ms) {
 }
 
 std::string format_status_table(const json& st, int64_t now) {
+    // Integers only, clamped: a double such as 1e300 does not fit an int64_t (UB to convert).
     auto num = [](const json& j, const char* key) -> int64_t {
         auto it = j.find(key);
-        return it != j.end() && it->is_number() ? it->get<int64_t>() : 0;
+        if (it == j.end() || !it->is_number_integer()) return 0;
+        if (it->is_number_unsigned()) return static_cast<int64_t>(std::min<uint64_t>(it->get<uint64_t>(), INT64_MAX));
+        return it->get<int64_t>();
+    };
+    // now - t without signed overflow, whatever a foreign document says t is.
+    auto age = [now](int64_t t) -> int64_t {
+        int64_t r;
+        return __builtin_sub_overflow(now, t, &r) ? (t < 0 ? INT64_MAX : 0) : r;
     };
     auto str = [](const json& j, const char* key) -> std::string {
         auto it = j.find(key);
@@ -83,23 +94,23 @@ std::string format_status_table(const json& st, int64_t now) {
     std::string out = fmt::format("supervisor pid {}: {}, serving gen {}{}, up {}\n", num(st, "pid"), str(st, "phase"),
                                   num(st, "serving_gen"),
                                   flag(st, "upgrade_pending") ? " (an upgrade is queued)" : "",
-                                  format_age(now - num(st, "started_unix_ms")));
+                                  format_age(age(num(st, "started_unix_ms"))));
     if (auto it = st.find("listeners"); it != st.end() && it->is_array())
         for (const auto& l : *it)
             out += fmt::format("listening {} {} (fd {})\n", str(l, "name"), str(l, "address"), num(l, "fd"));
     if (auto it = st.find("last_upgrade"); it != st.end() && it->is_object()) {
         const auto& u = *it;
         out += fmt::format("last upgrade: gen {} {} {} ago{}\n", num(u, "gen"),
-                           flag(u, "ok") ? "succeeded" : "FAILED", format_age(now - num(u, "at_unix_ms")),
+                           flag(u, "ok") ? "succeeded" : "FAILED", format_age(age(num(u, "at_unix_ms"))),
                            flag(u, "ok") ? "" : ": " + str(u, "reason"));
     }
     out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {}\n", "GEN", "SLOT", "PID", "STATE", "AGE", "READY", "STATUS");
     if (auto it = st.find("workers"); it != st.end() && it->is_array()) {
         for (const auto& w : *it) {
             auto ready = w.find("ready_after_ms");
-            std::string ready_s = ready != w.end() && ready->is_number() ? format_age(ready->get<int64_t>()) : "-";
+            std::string ready_s = ready != w.end() && ready->is_number_integer() ? format_age(num(w, "ready_after_ms")) : "-";
             out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {}\n", num(w, "gen"), num(w, "slot"), num(w, "pid"), str(w, "state"),
-                               format_age(now - num(w, "started_unix_ms")), ready_s, str(w, "status"));
+                               format_age(age(num(w, "started_unix_ms"))), ready_s, str(w, "status"));
         }
     }
     return out;

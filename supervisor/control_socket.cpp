@@ -19,12 +19,18 @@ struct ControlServer::Client {
     uint64_t id;
     std::string buf;
     bool closing = false;
+    bool paused = false;  // reading stopped: too many replies unread
 };
 
 namespace {
 
+// A client that sends requests but never reads the replies would make us queue them
+// without bound: past this, we stop reading its requests until it catches up.
+constexpr size_t kMaxQueuedReplies = 1 << 20;
+
 struct WriteReq {
     uv_write_t req;
+    ControlServer::Client* client;  // valid here: pending writes complete before the close callback
     std::string data;
 };
 
@@ -147,12 +153,31 @@ void ControlServer::consume(Client* c, const char* data, size_t n) {
 void ControlServer::reply(uint64_t client, const std::string& line) {
     auto it = clients_.find(client);
     if (it == clients_.end() || it->second->closing) return;
+    Client* c = it->second;
+    auto* stream = reinterpret_cast<uv_stream_t*>(&c->pipe);
     auto* w = new WriteReq{};
+    w->client = c;
     w->data = line;
     uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&it->second->pipe), &b, 1,
-                      [](uv_write_t* r, int) { delete reinterpret_cast<WriteReq*>(r); });
-    if (rc < 0) delete w;
+    int rc = uv_write(&w->req, stream, &b, 1, [](uv_write_t* r, int) {
+        auto* req = reinterpret_cast<WriteReq*>(r);
+        Client* cl = req->client;
+        auto* st = reinterpret_cast<uv_stream_t*>(&cl->pipe);
+        if (cl->paused && !cl->closing && uv_stream_get_write_queue_size(st) < kMaxQueuedReplies / 4) {
+            cl->paused = false;
+            uv_read_start(st, on_alloc, on_read);
+        }
+        delete req;
+    });
+    if (rc < 0) {
+        delete w;
+        return;
+    }
+    if (!c->paused && uv_stream_get_write_queue_size(stream) > kMaxQueuedReplies) {
+        c->paused = true;
+        uv_read_stop(stream);
+        spdlog::warn("control client {} does not read its replies: pausing its requests", c->id);
+    }
 }
 
 void ControlServer::drop(Client* c) {

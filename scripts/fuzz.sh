@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets of tests/fuzz/ with clang (ASan + UBSan) and runs each for
+# a bounded time, then prints executions, corpus size and crashes per target.
+#   scripts/fuzz.sh [--seconds N] [TARGET...]     (default: 60 s each, every target)
+# Targets: listen_spec parse notify_message control_request status_table cli.
+# Exits 1 if any target crashed: the input is saved as build-fuzz/artifacts/<target>/crash-*;
+# copy it to tests/fuzz/regressions/<target>/ so the normal test run replays it forever.
+# Installs clang and libFuzzer (libclang-rt-14-dev) with apt-get when missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=60
+targets=()
+while (($#)); do
+  case $1 in
+    --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
+    --seconds=*) seconds=${1#*=}; shift ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "fuzz: unknown option $1 (see --help)" >&2; exit 2 ;;
+    *) targets+=("$1"); shift ;;
+  esac
+done
+[[ $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || { echo "fuzz: --seconds must be a positive number" >&2; exit 2; }
+all=(listen_spec parse notify_message control_request status_table cli)
+((${#targets[@]})) || targets=("${all[@]}")
+for t in "${targets[@]}"; do
+  [[ -f tests/fuzz/fuzz_$t.cpp ]] || { echo "fuzz: unknown target '$t' (${all[*]})" >&2; exit 2; }
+done
+
+out=build-fuzz
+mkdir -p "$out/obj"
+cxx=${CXX_FUZZ:-clang++}
+
+# clang with libFuzzer: Debian 12 has it in clang-14 + libclang-rt-14-dev.
+probe() {
+  printf '#include <cstdint>\n#include <cstddef>\nextern "C" int LLVMFuzzerTestOneInput(const uint8_t*, size_t) { return 0; }\n' \
+    >"$out/probe.cpp"
+  command -v "$cxx" >/dev/null && "$cxx" -fsanitize=fuzzer,address,undefined "$out/probe.cpp" -o "$out/probe" 2>/dev/null
+}
+need_pkgs=()
+probe || need_pkgs+=(clang libclang-rt-14-dev)
+for p in libfmt-dev nlohmann-json3-dev libcli11-dev; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
+done
+if ((${#need_pkgs[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "fuzz: missing packages: ${need_pkgs[*]} — run as root, or: sudo apt-get install ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+  echo "fuzz: installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  probe || { echo "fuzz: $cxx cannot build a libFuzzer binary even after installing ${need_pkgs[*]}" >&2; exit 1; }
+fi
+
+# The pure sources (pure_lib in meson.build: no libuv, no syscalls), instrumented once,
+# in an archive: each target pulls in only what it calls.
+flags=(-std=c++20 -g -O1 -D_GNU_SOURCE -I. -fno-omit-frame-pointer
+       -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+mapfile -t sources < <(sed -n "/^pure_lib = static_library/,/)/s/.*'\(supervisor\/[a-z_]*\.cpp\)'.*/\1/p" meson.build)
+((${#sources[@]})) || { echo "fuzz: cannot find pure_lib's sources in meson.build" >&2; exit 1; }
+objs=()
+for src in "${sources[@]}"; do
+  o=$out/obj/$(basename "$src" .cpp).o
+  if [[ ! -f $o || $src -nt $o || -n $(find supervisor -name '*.h' -newer "$o" -print -quit) ]]; then
+    "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o"
+  fi
+  objs+=("$o")
+done
+rm -f "$out/libsv_pure.a"
+ar rcs "$out/libsv_pure.a" "${objs[@]}"
+
+declare -A execs rate corpus_n status
+crashed=0
+for t in "${targets[@]}"; do
+  bin=$out/fuzz_$t
+  echo "== fuzz $t: build"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "tests/fuzz/fuzz_$t.cpp" "$out/libsv_pure.a" -lfmt -o "$bin"
+  # The working corpus grows across runs under build-fuzz/; the committed seeds and every
+  # past crash are read too (libFuzzer writes new inputs to the first directory only).
+  mkdir -p "$out/corpus/$t" "$out/artifacts/$t"
+  seeds=(tests/fuzz/corpus/$t)
+  [[ -d tests/fuzz/regressions/$t ]] && seeds+=(tests/fuzz/regressions/$t)
+  dict=()
+  [[ -f tests/fuzz/$t.dict ]] && dict=(-dict="tests/fuzz/$t.dict")
+  echo "== fuzz $t: run ${seconds}s"
+  set +e
+  "$bin" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+    -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" "$out/corpus/$t" "${seeds[@]}" \
+    >"$out/$t.log" 2>&1
+  rc=$?
+  set -e
+  execs[$t]=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -1)
+  rate[$t]=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out/$t.log" | tail -1)
+  corpus_n[$t]=$(find "$out/corpus/$t" -type f | wc -l)
+  if ((rc == 0)); then
+    status[$t]=ok
+  else
+    crashed=1
+    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$out/$t.log" | tail -1)
+    status[$t]="CRASH ${artifact:-(see $out/$t.log)}"
+    if [[ -n $artifact && -d tests/fuzz/regressions/$t ]]; then
+      for known in tests/fuzz/regressions/$t/*; do
+        cmp -s "$artifact" "$known" && status[$t]="CRASH on the known regression input $known (not fixed yet)" && break
+      done
+    fi
+    grep -m5 -E 'ERROR|SUMMARY|property violated|terminate called|what\(\)' "$out/$t.log" | sed 's/^/    /' || true
+  fi
+done
+
+echo
+printf '%-16s %8s %12s %10s %8s  %s\n' target seconds executions exec/s corpus result
+for t in "${targets[@]}"; do
+  printf '%-16s %8s %12s %10s %8s  %s\n' "$t" "$seconds" "${execs[$t]:-?}" "${rate[$t]:-?}" "${corpus_n[$t]}" "${status[$t]}"
+done
+if ((crashed)); then
+  echo "fuzz: crash found: reproduce with build-fuzz/fuzz_<target> <file>; keep the input as tests/fuzz/regressions/<target>/<name>"
+  exit 1
+fi
