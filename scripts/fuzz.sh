@@ -43,14 +43,8 @@ for p in libfmt-dev nlohmann-json3-dev libcli11-dev; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "fuzz: missing packages: ${need_pkgs[*]} — run as root, or: sudo apt-get install ${need_pkgs[*]}" >&2
-    exit 1
-  fi
-  echo "fuzz: installing ${need_pkgs[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  source scripts/lib/packages.sh
+  ensure_packages fuzz "${need_pkgs[@]}"
   probe || { echo "fuzz: $cxx cannot build a libFuzzer binary even after installing ${need_pkgs[*]}" >&2; exit 1; }
 fi
 

@@ -11,39 +11,12 @@ packages=(meson ninja-build g++ pkg-config libuv1-dev libspdlog-dev libfmt-dev d
 while read -r p; do
   [[ -n $p && $p != \#* ]] && packages+=("$p")
 done < tests/real_servers/packages.txt
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-# A Node.js installed outside Debian's package (e.g. /usr/bin/node from another repo) is fine too.
-if [[ " ${missing[*]} " == *" nodejs "* ]] && command -v node >/dev/null; then
-  missing=("${missing[@]/nodejs}")
+# Node.js installed outside Debian's package (e.g. /usr/bin/node from elsewhere) is fine too.
+if command -v node >/dev/null && ! dpkg-query -W -f='${Status}' nodejs 2>/dev/null | grep -q "install ok installed"; then
+  packages=("${packages[@]/nodejs}")
 fi
-missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
-if ((${#missing[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "setup: missing packages: ${missing[*]} — run as root, or: sudo apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  # Packages such as nginx and lighttpd would start a system service on port 80: the
-  # tests run them themselves, so no service may start while we install (policy-rc.d).
-  policy=/usr/sbin/policy-rc.d
-  own_policy=0
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
-  fi
-  apt-get update -qq
-  apt_status=0
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/supervisor-setup-apt.log 2>&1 || apt_status=$?
-  ((own_policy)) && rm -f "$policy"
-  if ((apt_status != 0)); then
-    tail -20 /tmp/supervisor-setup-apt.log >&2
-    echo "setup: apt-get install failed (exit $apt_status); full log in /tmp/supervisor-setup-apt.log" >&2
-    exit 1
-  fi
-fi
+source scripts/lib/packages.sh
+ensure_packages setup "${packages[@]}"
 
 build=${1:-build}
 shift || true

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test twice: a normal build and one
-# with AddressSanitizer + UndefinedBehaviorSanitizer.
-#   scripts/test.sh            unit + integration suites, both builds
+# with AddressSanitizer + UndefinedBehaviorSanitizer; then a short fuzzing pass.
+#   scripts/test.sh            every suite, both builds, then a 30 s fuzzing pass per parser
 #   scripts/test.sh --quick    the normal build only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +37,11 @@ if ((!quick)); then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
   run_suite build-asan "sanitizer build (ASan+UBSan)"
+fi
+if ((!quick)); then
+  # A short fuzzing pass over every parser (issue: hardening); crashes fail the run.
+  echo "== fuzz: 30 s per target"
+  if scripts/fuzz.sh --seconds 30; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 echo "tests: $passed passed, $failed failed"
 ((failed == 0 && passed > 0))
