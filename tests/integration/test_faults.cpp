@@ -849,6 +849,12 @@ TEST_CASE("faults: control socket: a client that never reads its replies cannot 
     ::close(fd);
     std::printf("unread replies: requests=%zu rss_kb=%ld->%ld\n", requests, rss_before, rss_peak);
     CHECK(sv.proc().alive());
+    CHECK(sv.wait_log("control client \\d+ does not read its replies: pausing its requests"));
+#if defined(__SANITIZE_ADDRESS__)
+    // ASan's quarantine keeps freed reply buffers resident: RSS says nothing here.
+    MESSAGE("RSS bound not checked under AddressSanitizer (grew by ", rss_peak - rss_before, " KiB)");
+#else
     CHECK_MESSAGE(rss_peak - rss_before < 16 * 1024, "the supervisor grew by ", rss_peak - rss_before, " KiB for ",
                   requests, " unread replies");
+#endif
 }
