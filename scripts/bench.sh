@@ -38,7 +38,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --png-dir) png_dir=$2; shift 2 ;;
     --nice) nice=$2; shift 2 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -46,20 +46,8 @@ done
 
 # --- what the benchmark needs, installed when missing (Debian 12 packages) -----------------
 scripts/setup.sh build
-need=()
-for p in wrk gnuplot-nox libserver-starter-perl g++ python3 procps util-linux; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
-done
-if ((${#need[@]})); then
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "bench: missing packages: ${need[*]} — run as root, or: sudo apt-get install ${need[*]}" >&2
-    exit 1
-  fi
-  echo "bench: installing ${need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+source scripts/lib/packages.sh
+ensure_packages bench wrk gnuplot-nox libserver-starter-perl g++ python3 procps util-linux
 mkdir -p "$out/bin" "$png_dir"
 # Someone may be rebuilding build/ at the same time: retry once, and show why if it fails.
 if ! ninja -C build supervisor demo_worker >"$out/ninja.log" 2>&1; then
@@ -96,7 +84,7 @@ run() {
   return $rc
 }
 
-echo "bench: machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), " \
+echo "bench: machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')," \
      "kernel $(uname -r), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2 / 1048576}' /proc/meminfo), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench: versions: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), start_server $(perl -MServer::Starter -e 'print $Server::Starter::VERSION'), $(gnuplot --version)"
 echo "bench: priority: ${prio[*]:-(unchanged)}"

@@ -329,7 +329,10 @@ class SupervisorLauncher(Launcher):
     def upgrade(self):
         with self.cv:
             self.signals.append(time.time())
-        os.kill(self.proc.pid, signal.SIGHUP)
+        try:
+            os.kill(self.proc.pid, signal.SIGHUP)
+        except ProcessLookupError:  # stopped under us (interrupted): nothing to upgrade
+            pass
 
     def stop(self):
         stop_pid(self.proc.pid, self.proc, grace=15)
@@ -376,7 +379,10 @@ class StarterLauncher(Launcher):
     def upgrade(self):
         with self.cv:
             self.signals.append(time.time())
-        os.kill(self.proc.pid, signal.SIGHUP)
+        try:
+            os.kill(self.proc.pid, signal.SIGHUP)
+        except ProcessLookupError:  # stopped under us (interrupted): nothing to upgrade
+            pass
 
     def stop(self):
         stop_pid(self.proc.pid, self.proc, grace=15)
@@ -425,8 +431,11 @@ class NaiveLauncher(Launcher):
                     return
                 self.queue.pop(0)
             old = self.current
-            os.kill(old.pid, signal.SIGTERM)
-            _, status, ru = os.wait4(old.pid, 0)
+            try:
+                os.kill(old.pid, signal.SIGTERM)
+                _, status, ru = os.wait4(old.pid, 0)
+            except (ProcessLookupError, ChildProcessError):  # stopped under us (interrupted)
+                return
             old.returncode = os.waitstatus_to_exitcode(status)
             with self.cv:
                 self.exited(old.pid, time.time())

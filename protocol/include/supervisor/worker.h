@@ -130,9 +130,11 @@ static inline int sv_notify(const char *state) {
     return sv_notify_to(getenv("NOTIFY_SOCKET"), state);
 }
 
-/* The generation number from SUPERVISOR_GENERATION, or 0 when absent. */
+/* The generation number from SUPERVISOR_GENERATION (or Server::Starter's
+ * SERVER_STARTER_GENERATION when run by start_server), or 0 when absent. */
 static inline long sv_generation(void) {
     long g = sv__parse_ulong(getenv("SUPERVISOR_GENERATION"));
+    if (g < 0) g = sv__parse_ulong(getenv("SERVER_STARTER_GENERATION"));
     return g < 0 ? 0 : g;
 }
 
