@@ -113,11 +113,17 @@ void UpgradeMachine::on(const UpgradeRequested&) {
 void UpgradeMachine::on(const StopRequested&) {
     if (stopped_) return;  // ignore: already exiting
     if (stopping_) {
-        log(LogLevel::Warn, fmt::format("second stop request: killing {} worker(s) now", workers_.size()));
+        log(LogLevel::Warn, fmt::format("second stop request: killing {} worker(s) now", workers_.size() + lingering_.size()));
         for (auto& w : workers_) {
             if (!w.killed) out_.push_back(KillGroup{w.pid});
             w.killed = true;
         }
+        for (const auto& w : lingering_) {
+            out_.push_back(CancelTimer{{TimerId::Kind::Drain, w.pid}});
+            out_.push_back(KillGroup{w.pid});
+        }
+        lingering_.clear();
+        finish_stop_if_done();
         return;
     }
     stopping_ = true;

@@ -738,6 +738,15 @@ TEST_CASE("a drained worker's process group that outlives it is killed at the dr
         CHECK(g.group_killed(100, d));
         CHECK_EQ(g.count<Exit>(d), 1);
     }
+    SUBCASE("a second stop request kills such a group at once and exits") {
+        Harness g;
+        g.serve();
+        g.feed(StopRequested{});
+        g.feed(WorkerExited{g.pid_of(1), exited(0), true});
+        auto k = g.feed(StopRequested{});
+        CHECK(g.group_killed(100, k));
+        CHECK_EQ(g.count<Exit>(k), 1);
+    }
     SUBCASE("a crashed worker's leftovers are killed at once") {
         auto c = h.feed(WorkerExited{h.pid_of(2), killed_by(SIGSEGV), true});
         CHECK(h.group_killed(101, c));
