@@ -289,7 +289,23 @@ class Launcher:
         return total
 
 
-class SupervisorLauncher(Launcher):
+class HupLauncher(Launcher):
+    """A parent that upgrades on SIGHUP and stops on SIGTERM: this supervisor, start_server."""
+
+    def upgrade(self):
+        with self.cv:
+            self.signals.append(time.time())
+        try:
+            os.kill(self.proc.pid, signal.SIGHUP)
+        except ProcessLookupError:  # stopped under us (interrupted): nothing to upgrade
+            pass
+
+    def stop(self):
+        stop_pid(self.proc.pid, self.proc, grace=15)
+        untrack(self.proc)
+
+
+class SupervisorLauncher(HupLauncher):
     def __init__(self, args, port, startup_ms, logpath, ready):
         super().__init__(args, port, startup_ms, logpath)
         self.ready_mode = ready
@@ -326,20 +342,8 @@ class SupervisorLauncher(Launcher):
         elif "upgrade failed" in line or "warning" in line.split("supervisor[")[0]:
             self.notes.append(line)
 
-    def upgrade(self):
-        with self.cv:
-            self.signals.append(time.time())
-        try:
-            os.kill(self.proc.pid, signal.SIGHUP)
-        except ProcessLookupError:  # stopped under us (interrupted): nothing to upgrade
-            pass
 
-    def stop(self):
-        stop_pid(self.proc.pid, self.proc, grace=15)
-        untrack(self.proc)
-
-
-class StarterLauncher(Launcher):
+class StarterLauncher(HupLauncher):
     key = "starter"
     label = "Server::Starter"
     first = None
@@ -375,18 +379,6 @@ class StarterLauncher(Launcher):
             self.workers[self.first].ready = stamp
         if "failed to start" in line or "died unexpectedly" in line:
             self.notes.append(line)
-
-    def upgrade(self):
-        with self.cv:
-            self.signals.append(time.time())
-        try:
-            os.kill(self.proc.pid, signal.SIGHUP)
-        except ProcessLookupError:  # stopped under us (interrupted): nothing to upgrade
-            pass
-
-    def stop(self):
-        stop_pid(self.proc.pid, self.proc, grace=15)
-        untrack(self.proc)
 
 
 class NaiveLauncher(Launcher):
