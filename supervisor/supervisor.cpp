@@ -51,7 +51,7 @@ spdlog::level::level_enum level_of(LogLevel l) {
     return spdlog::level::info;
 }
 
-std::pair<int, int> key_of(const TimerId& id) { return {static_cast<int>(id.kind), id.key}; }
+std::pair<int, uint64_t> key_of(const TimerId& id) { return {static_cast<int>(id.kind), id.key}; }
 
 } // namespace
 
@@ -162,6 +162,10 @@ void Supervisor::reap_children() {
         // The leader is reaped: if its group still answers, something it started lives on.
         dispatch(WorkerExited{pid, st, ::kill(-pid, 0) == 0});
     }
+    // As subreaper we are woken by the exit of the last process a drained worker left
+    // behind: a stop or upgrade then need not wait for the drain deadline.
+    for (const auto& w : machine_.lingering())
+        if (::kill(-w.pid, 0) < 0 && errno == ESRCH) dispatch(GroupGone{w.pid});
     std::erase_if(outputs_, [](const auto& o) { return o->eof(); });
 }
 
@@ -201,24 +205,54 @@ void Supervisor::on_timer(uv_timer_t* h) noexcept {
     Supervisor* self = t->self;
     TimerId id = t->id;
     self->timers_.erase(key_of(id));  // closes t; id was copied out first
+    self->take_in_pending_events();
     self->dispatch(TimerFired{id});
+}
+
+// libuv runs due timers before it polls for I/O: after a stall (SIGSTOP, a frozen VM) a
+// ready timeout would be judged before the READY=1 or the exit already waiting for us.
+// So the kernel's news comes first: exits already reaped, datagrams already queued.
+void Supervisor::take_in_pending_events() {
+    reap_children();
+    read_notify();
 }
 
 // --- actions out -------------------------------------------------------------------
 
-void Supervisor::dispatch(const Event& e) {
-    auto actions = machine_.handle(e, now());
-    assert(machine_.check_invariants().empty());
-    for (const auto& a : actions) {
-        if (exit_code_ >= 0) break;  // exiting: nothing more is spawned or signalled
-        execute(a);
+void Supervisor::dispatch(Event e) {
+    queue_.push_back(std::move(e));
+    if (stepping_) return;  // the loop below, further up the stack, feeds it
+    stepping_ = true;
+    while (!queue_.empty()) {
+        Event next = std::move(queue_.front());
+        queue_.pop_front();
+        step(next);
     }
-    if (machine_.phase() == Phase::Stopping || machine_.phase() == Phase::Stopped)
-        fail_unassigned_waiters("the supervisor is stopping");
+    stepping_ = false;
     write_status_file();
 }
 
+// One event through the machine, then its actions. Events the actions cause (a spawn's
+// result) are queued by dispatch() and fed after this step: never re-entrantly.
+void Supervisor::step(const Event& e) {
+    auto actions = machine_.handle(e, now());
+    if (auto broken = machine_.check_invariants(); !broken.empty()) report_broken_invariant(broken, e);
+    for (const auto& a : actions) execute(a);
+}
+
+// A broken invariant is a bug of ours, not a reason to close the listeners on every client:
+// the socket holder says what broke, with the machine's state, and carries on.
+void Supervisor::report_broken_invariant(const std::string& what, const Event& e) {
+    broken_invariants_++;
+    spdlog::error("invariant broken: {} (after event #{}; {}); still serving: the listeners stay open. "
+                  "Please report this line with the log around it",
+                  what, e.index(), machine_.describe());
+}
+
 void Supervisor::execute(const Action& action) {
+    // Once exiting, nothing more is spawned, signalled or timed; kills and logs still run,
+    // so a worker that was spawned meanwhile does not outlive us.
+    if (exit_code_ >= 0 && !std::holds_alternative<KillGroup>(action) && !std::holds_alternative<Log>(action)) return;
     std::visit(
         [this](const auto& a) {
             using A = std::decay_t<decltype(a)>;
@@ -230,25 +264,19 @@ void Supervisor::execute(const Action& action) {
                 if (::kill(a.pid, a.sig) < 0 && errno != ESRCH)
                     spdlog::error("cannot send {} to pid={}: {}", signal_name(a.sig), a.pid, std::strerror(errno));
             } else if constexpr (std::is_same_v<A, KillGroup>) {
-                // The group first (the worker's helpers too); the pid alone if the worker left its group.
-                if (::kill(-a.pid, SIGKILL) < 0) ::kill(a.pid, SIGKILL);
+                kill_worker(a.pid);
             } else if constexpr (std::is_same_v<A, StartTimer>) {
                 start_timer(a.id, a.after);
             } else if constexpr (std::is_same_v<A, CancelTimer>) {
                 cancel_timer(a.id);
             } else if constexpr (std::is_same_v<A, NotifySystemd>) {
-                std::string state = a.state;
-                // Drains are bounded by --drain-timeout: ask systemd for that long plus a margin.
-                if (state.find("STOPPING=1") != std::string::npos)
-                    state += "\nEXTEND_TIMEOUT_USEC=" + std::to_string((cfg_.drain_timeout.count() + 5000) * 1000);
-                if (int rc = systemd_.send(state); rc < 0)
-                    spdlog::warn("cannot notify the service manager: {}", std::strerror(-rc));
+                notify_systemd(a);
             } else if constexpr (std::is_same_v<A, Log>) {
                 spdlog::log(level_of(a.level), "{}", a.text);
             } else if constexpr (std::is_same_v<A, UpgradeVerdict>) {
                 on_upgrade_verdict(a);
-            } else if constexpr (std::is_same_v<A, UpgradeStarted>) {
-                on_upgrade_started(a.gen);
+            } else if constexpr (std::is_same_v<A, AnswerUpgrade>) {
+                answer_upgrade(a);
             } else if constexpr (std::is_same_v<A, Exit>) {
                 shutdown(a.code);
             } else {
@@ -256,6 +284,26 @@ void Supervisor::execute(const Action& action) {
             }
         },
         action);
+}
+
+void Supervisor::kill_worker(int pid) {
+    // The group first (the worker's helpers too); the pid alone if the worker left its group.
+    if (::kill(-pid, SIGKILL) < 0) ::kill(pid, SIGKILL);
+}
+
+void Supervisor::notify_systemd(const NotifySystemd& n) {
+    std::string text;
+    switch (n.state) {
+    case SdState::Ready: text = "READY=1\n"; break;
+    case SdState::Reloading: text = "RELOADING=1\n"; break;  // systemd.cpp adds MONOTONIC_USEC
+    case SdState::Stopping:
+        // Drains are bounded by --drain-timeout: ask systemd for that long plus a margin.
+        text = "STOPPING=1\nEXTEND_TIMEOUT_USEC=" + std::to_string((cfg_.drain_timeout.count() + 5000) * 1000) + "\n";
+        break;
+    case SdState::Status: break;
+    }
+    text += "STATUS=" + n.status;
+    if (int rc = systemd_.send(text); rc < 0) spdlog::warn("cannot notify the service manager: {}", std::strerror(-rc));
 }
 
 // The worker's environment: ours, then --env-file (re-read now, so configuration rolls
@@ -355,7 +403,9 @@ void Supervisor::shutdown(int code) {
     exit_code_ = code;
     pre_check_.reset();
     outputs_.clear();  // logs what is pending
-    control_.reset();  // `ctl stop` callers see the connection close as we exit
+    // Closed, not destroyed: this may run inside the control server's own request handler
+    // (`ctl stop` with nothing left to drain); the destructor frees it.
+    if (control_) control_->close();  // `ctl stop` callers see the connection close as we exit
     signals_.clear();
     notify_poll_.close();
     timers_.clear();

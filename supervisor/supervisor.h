@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <vector>
@@ -52,8 +53,15 @@ private:
     void handle_signal(int signum);
     void reap_children();
     void read_notify();
-    void dispatch(const Event& e);
+    // Queues an event; feeds the queue to the machine one event at a time unless a step
+    // is already running (then the running loop feeds it): the machine is never re-entered.
+    void dispatch(Event e);
+    void step(const Event& e);
     void execute(const Action& a);
+    void notify_systemd(const NotifySystemd& n);
+    void kill_worker(int pid);
+    void report_broken_invariant(const std::string& what, const Event& e);
+    void take_in_pending_events();
     void spawn(uint64_t gen, int slot);
     void run_pre_check(uint64_t gen);
     Result<WorkerEnv> worker_env(uint64_t gen, int slot) const;
@@ -65,9 +73,8 @@ private:
 
     void on_control(uint64_t client, const ControlRequest& req);
     void on_control_closed(uint64_t client);
-    void on_upgrade_started(uint64_t gen);
     void on_upgrade_verdict(const UpgradeVerdict& v);
-    void fail_unassigned_waiters(const std::string& why);
+    void answer_upgrade(const AnswerUpgrade& a);
     StatusSnapshot snapshot() const;
     void write_status_file();
 
@@ -80,20 +87,17 @@ private:
     uv_loop_t loop_{};
     std::vector<UvHandle<uv_signal_t>> signals_;
     UvHandle<uv_poll_t> notify_poll_;
-    std::map<std::pair<int, int>, UvHandle<TimerHandle>> timers_;
+    std::map<std::pair<int, uint64_t>, UvHandle<TimerHandle>> timers_;
     std::chrono::steady_clock::time_point started_;
     int64_t started_unix_ms_ = 0;
     int exit_code_ = -1;
+    std::deque<Event> queue_;  // events waiting for the machine
+    bool stepping_ = false;    // a queue run is on the stack
+    uint64_t broken_invariants_ = 0;
 
-    // `ctl upgrade` callers waiting for a verdict; gen 0 = covered by the next upgrade to start.
-    struct Waiter {
-        uint64_t client;
-        uint64_t gen;
-    };
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<PreCheck> pre_check_;
     std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
-    std::vector<Waiter> waiters_;
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;
     std::string status_written_;

@@ -19,53 +19,32 @@ void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
         return;
     case ControlRequest::Cmd::Upgrade:
         spdlog::info("ctl: upgrade requested");
-        waiters_.push_back({client, 0});
-        dispatch(UpgradeRequested{});
+        dispatch(UpgradeRequested{client});
         return;
     case ControlRequest::Cmd::Stop:
         control_->reply(client, control_reply({{"stopping", true}, {"pid", ::getpid()}}));
-        // A second stop through ctl must not escalate to a kill the way a second SIGTERM does.
-        if (machine_.phase() == Phase::Stopping || machine_.phase() == Phase::Stopped) return;
         spdlog::info("ctl: stop requested");
-        dispatch(StopRequested{});
+        dispatch(StopRequested{StopSource::Control});
         return;
     }
 }
 
-void Supervisor::on_control_closed(uint64_t client) {
-    std::erase_if(waiters_, [client](const Waiter& w) { return w.client == client; });
-}
-
-void Supervisor::on_upgrade_started(uint64_t gen) {
-    for (auto& w : waiters_)
-        if (w.gen == 0) w.gen = gen;
-}
+void Supervisor::on_control_closed(uint64_t client) { dispatch(ClientGone{client}); }
 
 void Supervisor::on_upgrade_verdict(const UpgradeVerdict& v) {
     has_last_upgrade_ = true;
     last_upgrade_ = UpgradeResult{v.gen, v.ok, v.reason, unix_ms_at(now())};
-    nlohmann::json reply{{"ok", v.ok}, {"gen", v.gen}, {"serving_gen", machine_.serving_gen()}};
-    if (!v.ok) reply["error"] = v.reason;
-    std::string line = reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-        if (it->gen == v.gen) {
-            if (control_) control_->reply(it->client, line);
-            it = waiters_.erase(it);
-        } else {
-            ++it;
-        }
-    }
 }
 
-void Supervisor::fail_unassigned_waiters(const std::string& why) {
-    for (auto it = waiters_.begin(); it != waiters_.end();) {
-        if (it->gen == 0) {
-            if (control_) control_->reply(it->client, control_error(why));
-            it = waiters_.erase(it);
-        } else {
-            ++it;
-        }
+void Supervisor::answer_upgrade(const AnswerUpgrade& a) {
+    if (!control_) return;
+    if (a.gen == 0) {
+        control_->reply(a.client, control_error(a.reason));
+        return;
     }
+    nlohmann::json reply{{"ok", a.ok}, {"gen", a.gen}, {"serving_gen", a.serving_gen}};
+    if (!a.ok) reply["error"] = a.reason;
+    control_->reply(a.client, reply.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 StatusSnapshot Supervisor::snapshot() const {

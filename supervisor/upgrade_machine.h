@@ -12,104 +12,38 @@
 //    slot (which drains), then the next slot starts. A failure stops the roll: the slots
 //    already replaced keep G, the others keep their generation, and the verdict says so.
 //
-// Invariants (check_invariants(), called by the unit tests after every step):
+// The phase is stored (machine_types.h says what each means) and every handler is a
+// `switch (phase_)` with every case written, "ignore" spelled out, as s6-supervise's
+// actions[state][event] table. The shell feeds one event at a time: events that arise
+// while it carries out actions (a synchronous spawn failure) are queued and fed after, so
+// a handler may see a result for a spawn that a later decision made moot: such a worker
+// is killed and reaped, never kept.
+//
+// Invariants (check_invariants(): asserted by the unit tests and the fuzzer after every
+// step; the running supervisor logs a broken one and keeps its listeners):
+//  - Upgrading if and only if an upgrade is in flight; Serving only once booted; Starting
+//    only before; Stopping/Stopped: nothing Starting or Ready, no respawn, nobody waiting.
 //  - Every Starting or Ready worker belongs to its slot's target generation or to the
 //    upgrade in flight; per slot at most one Ready worker of each.
-//  - Every Draining worker has a kill timer running, or has already been killed; so has
-//    every process group a drained worker left behind (killed at the same deadline).
+//  - Every timer the machine counts on is running: a Ready timer per Starting worker, a
+//    Drain timer per Draining worker not yet killed and per lingering group, a Respawn
+//    timer per slot waiting for a respawn (and no other timers).
 //  - A slot waiting for a respawn has no live worker of its target generation.
-//  - Stopping: nothing Starting or Ready, no respawn waiting; the machine exits once the
-//    last worker is reaped.
 //  - Upgrade requests that arrive while an upgrade runs (or before the first generation
-//    is up) merge into one pending upgrade, started as soon as the running one is decided.
+//    is up) merge into one pending upgrade, started as soon as the running one is decided;
+//    every waiting client gets exactly one answer.
 // Nothing a worker does makes the machine exit: only a stop request does, or an exec
 // failure of the very first spawn, which is a startup error.
 #pragma once
 
-#include <cstdint>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "supervisor/backoff.h"
-#include "supervisor/config.h"
-#include "supervisor/notify_message.h"
+#include "supervisor/machine_types.h"
 
 namespace sv {
-
-enum class WorkerState { Starting, Ready, Draining, Failed };
-enum class Phase { Starting, Serving, Upgrading, Stopping, Stopped };
-enum class LogLevel { Debug, Info, Warn, Error };
-
-const char* to_string(WorkerState s);
-const char* to_string(Phase p);
-
-struct TimerId {
-    enum class Kind { Ready, Drain, Respawn };
-    Kind kind;
-    int key = 0;  // the worker's pid (Ready, Drain) or the slot (Respawn)
-    bool operator==(const TimerId&) const = default;
-};
-
-// Events
-struct Boot {};
-struct UpgradeRequested {};
-struct StopRequested {};
-struct WorkerSpawned { uint64_t gen; int slot; int pid; };
-struct SpawnFailed { uint64_t gen; int slot; int err; std::string reason; };  // err: errno of exec, 0 otherwise
-struct Notified { int pid; NotifyMessage msg; };
-// wait_status as from waitpid(2); group_alive: the worker's process group still has members
-// (children it left behind, which may hold the listening socket).
-struct WorkerExited { int pid; int wait_status; bool group_alive = false; };
-struct TimerFired { TimerId id; };
-struct ForwardSignal { int sig; };
-struct PreCheckDone { uint64_t gen; bool ok; std::string reason; };
-using Event = std::variant<Boot, UpgradeRequested, StopRequested, WorkerSpawned, SpawnFailed, Notified,
-                           WorkerExited, TimerFired, ForwardSignal, PreCheckDone>;
-
-// Actions
-struct Spawn { uint64_t gen; int slot; };  // answered by WorkerSpawned or SpawnFailed
-struct RunPreCheck { uint64_t gen; };      // answered by PreCheckDone
-struct Signal { int pid; int sig; };
-struct KillGroup { int pid; };  // SIGKILL to the worker's process group (pgid == pid)
-struct StartTimer { TimerId id; Millis after; };
-struct CancelTimer { TimerId id; };
-struct NotifySystemd { std::string state; };  // sd_notify text for our own parent
-struct Log { LogLevel level; std::string text; };
-// An upgrade's new generation is about to start: every upgrade request not yet covered
-// by an earlier one is answered by this generation's verdict.
-struct UpgradeStarted { uint64_t gen; };
-struct UpgradeVerdict { uint64_t gen; bool ok; std::string reason; };
-struct Exit { int code; };
-using Action = std::variant<Spawn, RunPreCheck, Signal, KillGroup, StartTimer, CancelTimer, NotifySystemd, Log,
-                            UpgradeStarted, UpgradeVerdict, Exit>;
-
-struct MachineSettings {
-    ReadyMode ready_mode = ReadyMode::Delay;
-    Millis ready_delay = kDefaultReadyDelay;
-    Millis ready_timeout = kDefaultReadyTimeout;
-    int drain_signal = 15;
-    Millis drain_timeout = kDefaultDrainTimeout;
-    Millis backoff_initial = kBackoffInitial;
-    Millis backoff_max = kBackoffMax;
-    Millis backoff_reset_after = kBackoffResetAfter;
-    bool pre_check = false;  // run --pre-check before each upgrade's spawn
-    int workers = 1;         // --workers N: slots per generation
-    bool rolling = false;    // --upgrade rolling
-};
-
-struct Worker {
-    uint64_t gen = 0;
-    int slot = 0;
-    int pid = 0;
-    WorkerState state = WorkerState::Starting;
-    Millis spawned_at{0};
-    Millis ready_at{0};
-    Millis drain_at{0};
-    bool killed = false;
-    std::string status;  // last STATUS= text
-};
 
 class UpgradeMachine {
 public:
@@ -117,72 +51,113 @@ public:
 
     std::vector<Action> handle(const Event& event, Millis now);
 
-    Phase phase() const;
+    Phase phase() const { return phase_; }
     const std::vector<Worker>& workers() const { return workers_; }
+    // Drained workers already reaped whose processes may still run (until the drain deadline).
+    const std::vector<Worker>& lingering() const { return lingering_; }
     // The generation every slot runs once nothing is in flight: the oldest slot target.
     uint64_t serving_gen() const;
-    uint64_t upgrading_gen() const { return upgrade_gen_; }
+    uint64_t upgrading_gen() const { return upgrade_ ? upgrade_->gen : 0; }
     bool upgrade_pending() const { return pending_upgrade_; }
     const Worker* find_pid(int pid) const;
 
     // Checks the invariants stated above; returns an empty string or what is broken.
     std::string check_invariants() const;
+    // One line with the phase, slots, workers and timers, for a broken-invariant report.
+    std::string describe() const;
 
 private:
+    struct Slot {
+        uint64_t gen = 0;  // the target generation
+        Backoff backoff;
+        bool respawn_pending = false;
+    };
+    struct Upgrade {
+        uint64_t gen = 0;
+        uint64_t from_gen = 0;  // what it replaces, for the log
+        Millis at{0};
+        bool pre_checking = false;
+        int roll_slot = 0;               // rolling: the slot being replaced
+        std::vector<uint64_t> waiters;  // clients answered by this upgrade's verdict
+    };
+
+    // Event handlers: each a switch over phase_ (upgrade_machine.cpp).
     void on(const Boot&);
     void on(const UpgradeRequested&);
+    void on(const ClientGone&);
     void on(const StopRequested&);
     void on(const WorkerSpawned&);
     void on(const SpawnFailed&);
     void on(const Notified&);
     void on(const WorkerExited&);
+    void on(const GroupGone&);
     void on(const TimerFired&);
     void on(const ForwardSignal&);
     void on(const PreCheckDone&);
 
-    void spawn(uint64_t gen, int slot);
+    // Transitions (upgrade_transitions.cpp).
+    void boot();
+    void queue_upgrade(uint64_t client);
     void start_upgrade();
     void spawn_upgrade_workers();
+    void accept_spawn(const WorkerSpawned& e);
+    void reject_spawn(const WorkerSpawned& e, const char* why);
+    void spawn_failed(const SpawnFailed& e);
+    void startup_failed(const SpawnFailed& e);
+    void worker_exited(const Worker& w, const WorkerExited& e);
+    void ready_timer(uint64_t id);
+    void drain_timer(uint64_t id);
+    void respawn_timer(int slot);
     void become_ready(Worker& w);
     void replace_slot(int slot, uint64_t gen);
     void drain(Worker& w);
     void upgrade_failed(const std::string& reason);
     void finish_upgrade();
+    void after_upgrade();
     void slot_failed(int slot, uint64_t gen, const std::string& what);
     void ensure_slots();
     void schedule_respawn(int slot);
     void check_booted();
+    void begin_stop();
+    void kill_everything();
     void finish_stop_if_done();
-    void verdict(uint64_t gen, bool ok, const std::string& reason);
+    void verdict(uint64_t gen, bool ok, const std::string& reason, std::vector<uint64_t> waiters);
+    void refuse_waiters(std::vector<uint64_t>& waiters, const std::string& why);
+
+    // Helpers (upgrade_machine.cpp).
     void log(LogLevel level, std::string text);
+    void start_timer(TimerId id, Millis after);
+    void cancel_timer(TimerId id);
+    bool timer_running(TimerId id) const;
     std::string slot_tag(int slot) const;
-    bool stopping() const { return stopping_ || stopped_; }
     bool slot_staffed(int slot) const;
+    bool spawn_wanted(uint64_t gen, int slot) const;
+    bool respawn_allowed(int slot) const;
+    bool any_starting() const;
     Worker* find(int pid);
+    Worker* find_id(uint64_t id);
+    Slot& slot(int s) { return slots_[static_cast<size_t>(s)]; }
+    const Slot& slot(int s) const { return slots_[static_cast<size_t>(s)]; }
     Millis since(Millis t) const { return now_ - t; }
+    std::string invariant_of_phase() const;
+    std::string invariant_of_timers() const;
 
     MachineSettings s_;
-    std::vector<Backoff> backoff_;      // per slot
-    std::vector<uint64_t> slot_gen_;    // per slot: the target generation
-    std::vector<bool> respawn_pending_; // per slot
+    Phase phase_ = Phase::Starting;
+    std::vector<Slot> slots_;
     std::vector<Worker> workers_;
-    std::vector<Worker> lingering_;  // drained workers gone, their process group not yet: killed at the deadline
-    uint64_t next_gen_ = 1;
-    uint64_t upgrade_gen_ = 0;  // the upgrade in flight (pre-check, starting, rolling)
-    int roll_slot_ = 0;         // rolling: the slot being replaced
-    Millis upgrade_at_{0};
-    uint64_t upgrade_from_gen_ = 0;  // what the upgrade replaces, for the log
-    Millis stop_at_{0};
+    std::vector<Worker> lingering_;  // drained workers gone, their processes not yet: killed at the deadline
+    std::optional<Upgrade> upgrade_;
     bool pending_upgrade_ = false;
-    bool pre_checking_ = false;
+    std::vector<uint64_t> pending_waiters_;  // answered by the next upgrade to start
+    std::vector<TimerId> timers_;            // what the shell runs for us
+    uint64_t next_gen_ = 1;
+    uint64_t next_worker_id_ = 1;
     bool booted_ = false;       // every slot has been served by a ready worker
     bool spawned_any_ = false;  // a spawn has succeeded: exec failures are no longer startup errors
-    bool stopping_ = false, stopped_ = false;
+    Millis stop_at_{0};
     Millis now_{0};
     std::vector<Action> out_;
 };
-
-// "exit=1", "signal=SIGKILL" for a waitpid(2) status.
-std::string describe_wait_status(int wait_status);
 
 } // namespace sv

@@ -5,6 +5,8 @@
 
 #include <csignal>
 
+#include <deque>
+#include <map>
 #include <set>
 
 #include "supervisor/upgrade_machine.h"
@@ -24,6 +26,7 @@ struct Harness {
     int next_pid = 100;
     std::vector<Action> last;
     std::vector<Action> all;
+    std::map<int, uint64_t> ids;  // pid → the machine's worker id
 
     explicit Harness(MachineSettings s = notify_settings()) : m(s) {}
 
@@ -35,21 +38,31 @@ struct Harness {
         return s;
     }
 
+    // Like the shell: one event at a time; a spawn's result is queued and fed after the
+    // step that asked for it, never inside it.
     std::vector<Action> feed(const Event& e) {
-        auto out = m.handle(e, now);
-        INFO("invariants: " << m.check_invariants());
-        REQUIRE(m.check_invariants().empty());
+        std::deque<Event> queue{e};
         std::vector<Action> result;
-        for (auto& a : out) {
-            result.push_back(a);
-            if (auto* s = std::get_if<Spawn>(&a)) {
-                auto more = feed(WorkerSpawned{s->gen, s->slot, next_pid++});
-                result.insert(result.end(), more.begin(), more.end());
+        while (!queue.empty()) {
+            Event next = queue.front();
+            queue.pop_front();
+            auto out = m.handle(next, now);
+            INFO("invariants: " << m.check_invariants() << " state: " << m.describe());
+            REQUIRE(m.check_invariants().empty());
+            for (const auto& w : m.workers()) ids[w.pid] = w.id;
+            for (auto& a : out) {
+                result.push_back(a);
+                if (auto* s = std::get_if<Spawn>(&a)) queue.push_back(WorkerSpawned{s->gen, s->slot, next_pid++});
             }
         }
         last = result;
         all.insert(all.end(), result.begin(), result.end());
         return result;
+    }
+    // The timer of the worker that has (or had) `pid`: the machine keys timers by worker id.
+    TimerId tid(TimerId::Kind kind, int pid) const {
+        auto it = ids.find(pid);
+        return TimerId{kind, it == ids.end() ? 1'000'000u + static_cast<uint64_t>(pid) : it->second};
     }
     void advance(Millis d) { now += d; }
     int pid_of(uint64_t gen, int slot = 0) const {
@@ -132,7 +145,7 @@ TEST_CASE("boot: gen 1 is spawned, ready on READY=1, systemd told READY=1") {
     auto out = h.feed(Boot{});
     CHECK_EQ(h.count<Spawn>(out), 1);
     CHECK_EQ(h.m.phase(), Phase::Starting);
-    CHECK(started_timer(out, {TimerId::Kind::Ready, 100}, 5000));
+    CHECK(started_timer(out, h.tid(TimerId::Kind::Ready, 100), 5000));
     h.advance(Millis(212));
     h.ready(1);
     CHECK_EQ(h.m.phase(), Phase::Serving);
@@ -140,7 +153,7 @@ TEST_CASE("boot: gen 1 is spawned, ready on READY=1, systemd told READY=1") {
     CHECK(h.logged("ready gen=1 pid=100 after_ms=212", h.last));
     auto* n = h.first<NotifySystemd>(h.last);
     REQUIRE(n != nullptr);
-    CHECK(n->state.find("READY=1") != std::string::npos);
+    CHECK_EQ(n->state, SdState::Ready);
 }
 
 TEST_CASE("delay mode: ready when the delay passes, READY=1 alone does not decide") {
@@ -152,7 +165,7 @@ TEST_CASE("delay mode: ready when the delay passes, READY=1 alone does not decid
     h.ready(1);
     CHECK_EQ(h.m.phase(), Phase::Starting);
     h.advance(Millis(1000));
-    h.feed(TimerFired{{TimerId::Kind::Ready, 100}});
+    h.feed(TimerFired{h.tid(TimerId::Kind::Ready, 100)});
     CHECK_EQ(h.m.phase(), Phase::Serving);
 }
 
@@ -164,7 +177,7 @@ TEST_CASE("upgrade ok: new gen ready → old drains with the drain signal and a 
     CHECK_EQ(h.m.upgrading_gen(), 2u);
     auto* n = h.first<NotifySystemd>(out);
     REQUIRE(n != nullptr);
-    CHECK(n->state.find("RELOADING=1") != std::string::npos);
+    CHECK_EQ(n->state, SdState::Reloading);
     int old_pid = h.pid_of(1);
     h.advance(Millis(80));
     h.ready(2);
@@ -176,18 +189,18 @@ TEST_CASE("upgrade ok: new gen ready → old drains with the drain signal and a 
     REQUIRE(verdict != nullptr);
     CHECK(verdict->ok);
     CHECK_EQ(verdict->gen, 2u);
-    CHECK(started_timer(h.last, {TimerId::Kind::Drain, old_pid}, 3000));
+    CHECK(started_timer(h.last, h.tid(TimerId::Kind::Drain, old_pid), 3000));
     SUBCASE("old exits: timer cancelled, logged with drain time") {
         h.advance(Millis(40));
         auto o = h.feed(WorkerExited{old_pid, exited(0)});
         CHECK(h.logged("exited gen=1", o));
         CHECK(h.logged("exit=0 drain_ms=40", o));
-        CHECK(cancelled(o, {TimerId::Kind::Drain, old_pid}));
+        CHECK(cancelled(o, h.tid(TimerId::Kind::Drain, old_pid)));
         CHECK_EQ(h.m.workers().size(), 1u);
     }
     SUBCASE("old ignores the drain signal: killed with its group at the deadline") {
         h.advance(Millis(3000));
-        auto o = h.feed(TimerFired{{TimerId::Kind::Drain, old_pid}});
+        auto o = h.feed(TimerFired{h.tid(TimerId::Kind::Drain, old_pid)});
         CHECK(h.group_killed(old_pid, o));
         CHECK(h.logged("drain timeout gen=1", o));
         auto o2 = h.feed(WorkerExited{old_pid, killed_by(SIGKILL)});
@@ -215,7 +228,7 @@ TEST_CASE("rollback: new gen exits before ready → old keeps serving, failure r
     CHECK_EQ(h.count<StartTimer>(out), 0);  // nothing to respawn: gen 1 still serves
     auto* n = h.first<NotifySystemd>(out);
     REQUIRE(n != nullptr);
-    CHECK(n->state.find("READY=1") != std::string::npos);
+    CHECK_EQ(n->state, SdState::Ready);
     SUBCASE("the next upgrade gets a fresh generation") {
         auto o = h.feed(UpgradeRequested{});
         CHECK_EQ(h.m.upgrading_gen(), 3u);
@@ -241,7 +254,7 @@ TEST_CASE("rollback: ready timeout kills the new gen's group, old keeps serving"
     h.feed(UpgradeRequested{});
     int new_pid = h.pid_of(2);
     h.advance(Millis(5000));
-    auto out = h.feed(TimerFired{{TimerId::Kind::Ready, new_pid}});
+    auto out = h.feed(TimerFired{h.tid(TimerId::Kind::Ready, new_pid)});
     CHECK(h.group_killed(new_pid, out));
     CHECK_EQ(h.m.phase(), Phase::Serving);
     CHECK_EQ(h.m.serving_gen(), 1u);
@@ -290,25 +303,26 @@ TEST_CASE("crash of the serving worker: respawned in its slot (same generation) 
     h.serve();
     h.advance(Millis(100));
     auto out = h.feed(WorkerExited{h.pid_of(1), killed_by(SIGSEGV)});
-    CHECK_EQ(h.m.phase(), Phase::Starting);
+    CHECK_EQ(h.m.phase(), Phase::Serving);  // booted: a crash is a respawn, not a new start
+    CHECK(h.m.workers().empty());
     CHECK(h.logged("worker died gen=1", out));
     CHECK(h.logged("signal=SIGSEGV", out));
     CHECK(started_timer(out, {TimerId::Kind::Respawn, 0}, 100));
     CHECK(h.logged("respawn gen=1 in_ms=100", out));
 
     // The respawned one fails to start twice: 200 ms, then 400 ms.
-    auto r1 = h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
+    auto r1 = h.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 0}});
     REQUIRE_EQ(h.count<Spawn>(r1), 1);
     CHECK_EQ(h.first<Spawn>(r1)->gen, 1u);
     auto o2 = h.feed(WorkerExited{h.live_of(0), exited(1)});
     CHECK(started_timer(o2, {TimerId::Kind::Respawn, 0}, 200));
-    h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
+    h.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 0}});
     auto o3 = h.feed(WorkerExited{h.live_of(0), exited(1)});
     CHECK(started_timer(o3, {TimerId::Kind::Respawn, 0}, 400));
     CHECK_EQ(h.count<Exit>(h.all), 0);
 
     // Then one comes up and stays up long enough: the next crash starts from 100 ms again.
-    h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
+    h.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 0}});
     int p = h.live_of(0);
     h.feed(Notified{p, NotifyMessage{true, false, false, {}}});
     CHECK_EQ(h.m.phase(), Phase::Serving);
@@ -336,7 +350,7 @@ TEST_CASE("an upgrade request while a respawn waits starts the new code at once"
     REQUIRE(v != nullptr);
     CHECK(v->ok);
     SUBCASE("the stale respawn timer firing later does nothing") {
-        auto o = h.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
+        auto o = h.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 0}});
         CHECK_EQ(h.count<Spawn>(o), 0);
     }
     SUBCASE("if that upgrade fails, the slot's restarts resume") {
@@ -378,12 +392,12 @@ TEST_CASE("the serving worker crashes during an upgrade: the new one takes over"
         g.feed(UpgradeRequested{});
         g.feed(WorkerExited{g.pid_of(1), killed_by(SIGKILL)});
         auto o = g.feed(WorkerExited{g.pid_of(2), exited(1)});
-        CHECK_EQ(g.m.phase(), Phase::Starting);
+        CHECK_EQ(g.m.phase(), Phase::Serving);
         auto* v = g.first<UpgradeVerdict>(o);
         REQUIRE(v != nullptr);
         CHECK_FALSE(v->ok);
         CHECK(started_timer(o, {TimerId::Kind::Respawn, 0}, 100));
-        auto r = g.feed(TimerFired{{TimerId::Kind::Respawn, 0}});
+        auto r = g.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 0}});
         REQUIRE_EQ(g.count<Spawn>(r), 1);
         CHECK_EQ(g.first<Spawn>(r)->gen, 1u);
     }
@@ -416,7 +430,7 @@ TEST_CASE("first worker cannot be executed: a startup error with 127/126") {
         Harness h;
         h.serve();
         h.feed(WorkerExited{h.pid_of(1), exited(1)});
-        auto out = h.m.handle(TimerFired{{TimerId::Kind::Respawn, 0}}, h.now);
+        auto out = h.m.handle(TimerFired{TimerId{TimerId::Kind::Respawn, 0}}, h.now);
         REQUIRE(h.count<Spawn>(out) == 1);
         auto o = h.feed(SpawnFailed{1, 0, ENOENT, "gone"});
         CHECK_EQ(h.count<Exit>(o), 0);
@@ -441,7 +455,7 @@ TEST_CASE("stop: every worker drains, exit 0 once the last is reaped") {
     CHECK(h.signalled(h.pid_of(1), SIGTERM, out));
     auto* n = h.first<NotifySystemd>(out);
     REQUIRE(n != nullptr);
-    CHECK_EQ(n->state, "STOPPING=1");
+    CHECK_EQ(n->state, SdState::Stopping);
     CHECK_EQ(h.count<Exit>(out), 0);
     h.feed(UpgradeRequested{});  // ignored while stopping
     CHECK_EQ(h.count<Spawn>(h.last), 0);
@@ -540,10 +554,10 @@ TEST_CASE("forwarded signals reach starting and ready workers, not draining ones
 TEST_CASE("stale timers are ignored") {
     Harness h;
     h.serve();
-    CHECK(h.feed(TimerFired{{TimerId::Kind::Ready, 100}}).empty());
-    CHECK(h.feed(TimerFired{{TimerId::Kind::Drain, 7}}).empty());
-    CHECK(h.feed(TimerFired{{TimerId::Kind::Respawn, 0}}).empty());
-    CHECK(h.feed(TimerFired{{TimerId::Kind::Respawn, 99}}).empty());
+    CHECK(h.feed(TimerFired{h.tid(TimerId::Kind::Ready, 100)}).empty());
+    CHECK(h.feed(TimerFired{h.tid(TimerId::Kind::Drain, 7)}).empty());
+    CHECK(h.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 0}}).empty());
+    CHECK(h.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 99}}).empty());
 }
 
 TEST_CASE("describe_wait_status") {
@@ -551,24 +565,53 @@ TEST_CASE("describe_wait_status") {
     CHECK_EQ(describe_wait_status(killed_by(SIGKILL)), "signal=SIGKILL");
 }
 
-TEST_CASE("UpgradeStarted names the generation that answers the requests made before it") {
+namespace {
+const AnswerUpgrade* answer_for(const std::vector<Action>& v, uint64_t client) {
+    for (const auto& a : v)
+        if (auto* x = std::get_if<AnswerUpgrade>(&a); x && x->client == client) return x;
+    return nullptr;
+}
+} // namespace
+
+TEST_CASE("each waiting client is answered once, by the upgrade that covers its request") {
     Harness h;
     h.serve();
-    auto out = h.feed(UpgradeRequested{});
-    auto* s = h.first<UpgradeStarted>(out);
-    REQUIRE(s != nullptr);
-    CHECK_EQ(s->gen, 2u);
-    auto queued = h.feed(UpgradeRequested{});
-    CHECK_EQ(h.count<UpgradeStarted>(queued), 0);  // covered by the next one, not by gen 2
+    h.feed(UpgradeRequested{7});
+    auto queued = h.feed(UpgradeRequested{8});  // covered by the next one, not by gen 2
+    h.feed(UpgradeRequested{9});                // merged with 8's
+    CHECK_EQ(answer_for(queued, 8), nullptr);
     h.ready(2);
-    // gen 2's verdict comes before gen 3 starts, so a waiter never takes the wrong verdict
-    int verdict_at = -1, started_at = -1;
-    for (size_t i = 0; i < h.last.size(); i++) {
-        if (auto* v = std::get_if<UpgradeVerdict>(&h.last[i]); v && v->gen == 2) verdict_at = static_cast<int>(i);
-        if (auto* st = std::get_if<UpgradeStarted>(&h.last[i]); st && st->gen == 3) started_at = static_cast<int>(i);
+    auto* a7 = answer_for(h.last, 7);
+    REQUIRE(a7 != nullptr);
+    CHECK_EQ(a7->gen, 2u);
+    CHECK(a7->ok);
+    CHECK_EQ(answer_for(h.last, 8), nullptr);
+    CHECK_EQ(h.m.upgrading_gen(), 3u);
+    SUBCASE("the queued ones get gen 3's verdict") {
+        h.feed(WorkerExited{h.pid_of(3), exited(1)});
+        auto* a8 = answer_for(h.last, 8);
+        auto* a9 = answer_for(h.last, 9);
+        REQUIRE(a8 != nullptr);
+        REQUIRE(a9 != nullptr);
+        CHECK_EQ(a8->gen, 3u);
+        CHECK_FALSE(a9->ok);
+        CHECK_EQ(a9->serving_gen, 2u);
     }
-    CHECK(verdict_at >= 0);
-    CHECK(started_at > verdict_at);
+    SUBCASE("a client that hung up is not answered") {
+        h.feed(ClientGone{8});
+        h.ready(3);
+        CHECK_EQ(answer_for(h.last, 8), nullptr);
+        CHECK(answer_for(h.last, 9) != nullptr);
+    }
+    SUBCASE("a stop answers every waiter: the one in flight with its gen, the rest refused") {
+        auto o = h.feed(StopRequested{});
+        REQUIRE(answer_for(o, 8) != nullptr);
+        CHECK_EQ(answer_for(o, 8)->gen, 3u);
+        CHECK_FALSE(answer_for(o, 8)->ok);
+        auto late = h.feed(UpgradeRequested{10});
+        REQUIRE(answer_for(late, 10) != nullptr);
+        CHECK_EQ(answer_for(late, 10)->gen, 0u);
+    }
 }
 
 TEST_CASE("--pre-check runs before each upgrade's spawn; a failure is a rollback") {
@@ -654,7 +697,7 @@ TEST_CASE("--workers 3, all at once: the old generation drains only when all thr
         auto o = h.feed(WorkerExited{h.pid_of(2, 1), exited(1)});
         CHECK(started_timer(o, {TimerId::Kind::Respawn, 1}, 100));
         CHECK(h.logged("respawn gen=2 in_ms=100 slot=1", o));
-        auto r = h.feed(TimerFired{{TimerId::Kind::Respawn, 1}});
+        auto r = h.feed(TimerFired{TimerId{TimerId::Kind::Respawn, 1}});
         REQUIRE_EQ(h.count<Spawn>(r), 1);
         CHECK_EQ(h.first<Spawn>(r)->slot, 1);
         CHECK_EQ(h.first<Spawn>(r)->gen, 2u);
@@ -724,9 +767,9 @@ TEST_CASE("a drained worker's process group that outlives it is killed at the dr
     int old_pid = h.pid_of(1);
     h.ready(2);
     auto out = h.feed(WorkerExited{old_pid, exited(0), true});
-    CHECK_FALSE(cancelled(out, {TimerId::Kind::Drain, old_pid}));
+    CHECK_FALSE(cancelled(out, h.tid(TimerId::Kind::Drain, old_pid)));
     CHECK(h.logged("outlives it", out));
-    auto o = h.feed(TimerFired{{TimerId::Kind::Drain, old_pid}});
+    auto o = h.feed(TimerFired{h.tid(TimerId::Kind::Drain, old_pid)});
     CHECK(h.group_killed(old_pid, o));
     SUBCASE("on stop, the supervisor waits for that deadline before it exits") {
         Harness g;
@@ -734,7 +777,7 @@ TEST_CASE("a drained worker's process group that outlives it is killed at the dr
         g.feed(StopRequested{});
         auto e = g.feed(WorkerExited{g.pid_of(1), exited(0), true});
         CHECK_EQ(g.count<Exit>(e), 0);
-        auto d = g.feed(TimerFired{{TimerId::Kind::Drain, 100}});
+        auto d = g.feed(TimerFired{g.tid(TimerId::Kind::Drain, 100)});
         CHECK(g.group_killed(100, d));
         CHECK_EQ(g.count<Exit>(d), 1);
     }
