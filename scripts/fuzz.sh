@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets of tests/fuzz/ with clang (ASan + UBSan) and runs each for
 # a bounded time, then prints executions, corpus size and crashes per target.
-#   scripts/fuzz.sh [--seconds N] [TARGET...]     (default: 60 s each, every target)
-# Targets: listen_spec parse notify_message control_request status_table cli.
+#   scripts/fuzz.sh [--seconds N] [--runs N] [TARGET...]   (default: 60 s each, every target)
+# --runs N stops a target after N executions (or --seconds, whichever comes first).
+# Targets: listen_spec parse notify_message control_request status_table cli machine.
 # Exits 1 if any target crashed: the input is saved as build-fuzz/artifacts/<target>/crash-*;
 # copy it to tests/fuzz/regressions/<target>/ so the normal test run replays it forever.
 # Installs clang and libFuzzer (libclang-rt-14-dev) with apt-get when missing (as root).
@@ -10,18 +11,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=60
+runs=-1
 targets=()
 while (($#)); do
   case $1 in
     --seconds) seconds=${2:?--seconds needs a number}; shift 2 ;;
     --seconds=*) seconds=${1#*=}; shift ;;
+    --runs) runs=${2:?--runs needs a number}; shift 2 ;;
     -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || { echo "fuzz: --seconds must be a positive number" >&2; exit 2; }
-all=(listen_spec parse notify_message control_request status_table cli)
+[[ $runs =~ ^-?[0-9]+$ ]] || { echo "fuzz: --runs must be a number" >&2; exit 2; }
+all=(listen_spec parse notify_message control_request status_table cli machine)
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
   [[ -f tests/fuzz/fuzz_$t.cpp ]] || { echo "fuzz: unknown target '$t' (${all[*]})" >&2; exit 2; }
@@ -78,9 +82,13 @@ for t in "${targets[@]}"; do
   [[ -d tests/fuzz/regressions/$t ]] && seeds+=(tests/fuzz/regressions/$t)
   dict=()
   [[ -f tests/fuzz/$t.dict ]] && dict=(-dict="tests/fuzz/$t.dict")
+  # The machine's inputs are event sequences: 256 bytes is ~120 events, plenty to reach
+  # every phase, and short inputs keep the executions per second high.
+  max_len=8192
+  [[ $t == machine ]] && max_len=256
   echo "== fuzz $t: run ${seconds}s"
   set +e
-  "$bin" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 \
+  "$bin" "${dict[@]}" -max_total_time="$seconds" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" \
     -print_final_stats=1 -artifact_prefix="$out/artifacts/$t/" "$out/corpus/$t" "${seeds[@]}" \
     >"$out/$t.log" 2>&1
   rc=$?
