@@ -12,7 +12,13 @@
 
 namespace sv {
 
-enum class ReadyMode { Delay, Notify };
+// How a new worker is judged ready (README "Readiness"):
+//  Delay     — alive after --ready-delay
+//  Notify    — it sent READY=1
+//  Accepting — one of its processes waits for connections on an inherited listener (/proc)
+//  Auto      — accepting; a worker that speaks sd_notify must also have sent READY=1.
+//              Where /proc cannot show it: READY=1, or alive after --ready-delay.
+enum class ReadyMode { Delay, Notify, Accepting, Auto };
 
 // Which launcher conventions workers get besides systemd's LISTEN_* (always set).
 struct Compat {

@@ -45,6 +45,9 @@ struct StopRequested { StopSource source = StopSource::Signal; };
 struct WorkerSpawned { uint64_t gen; int slot; int pid; };
 struct SpawnFailed { uint64_t gen; int slot; int err; std::string reason; };  // err: errno of exec, 0 otherwise
 struct Notified { int pid; NotifyMessage msg; };
+// The readiness probe saw a process of worker `pid` wait for connections on an inherited
+// listener; `how`: accept, epoll, poll, select.
+struct WorkerAccepting { int pid; std::string how; };
 // wait_status as from waitpid(2); group_alive: processes the worker started are still alive
 // (they may hold the listening socket).
 struct WorkerExited { int pid; int wait_status; bool group_alive = false; };
@@ -54,7 +57,7 @@ struct TimerFired { TimerId id; };
 struct ForwardSignal { int sig; };
 struct PreCheckDone { uint64_t gen; bool ok; std::string reason; };
 using Event = std::variant<Boot, UpgradeRequested, ClientGone, StopRequested, WorkerSpawned, SpawnFailed, Notified,
-                           WorkerExited, GroupGone, TimerFired, ForwardSignal, PreCheckDone>;
+                           WorkerAccepting, WorkerExited, GroupGone, TimerFired, ForwardSignal, PreCheckDone>;
 
 // --- actions -----------------------------------------------------------------------------
 struct Spawn { uint64_t gen; int slot; };  // answered by WorkerSpawned or SpawnFailed
@@ -77,6 +80,7 @@ using Action = std::variant<Spawn, RunPreCheck, Signal, KillGroup, StartTimer, C
 
 struct MachineSettings {
     ReadyMode ready_mode = ReadyMode::Delay;
+    bool can_probe = true;  // the readiness probe works here (Accepting/Auto); else Auto falls back
     Millis ready_delay = kDefaultReadyDelay;
     Millis ready_timeout = kDefaultReadyTimeout;
     int drain_signal = 15;
@@ -99,7 +103,10 @@ struct Worker {
     Millis ready_at{0};
     Millis drain_at{0};
     bool killed = false;
-    std::string status;  // last STATUS= text
+    bool spoke = false;     // sent any sd_notify message: it speaks the protocol
+    bool notified = false;  // sent READY=1
+    std::string seen;       // how the probe saw it accept ("" until it did)
+    std::string status;     // last STATUS= text
 };
 
 // "exit=1", "signal=SIGKILL" for a waitpid(2) status.

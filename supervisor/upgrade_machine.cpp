@@ -165,20 +165,40 @@ void UpgradeMachine::on(const Notified& e) {
         log(LogLevel::Info, fmt::format("status gen={} pid={} status=\"{}\"", w->gen, w->pid, w->status));
     }
     if (e.msg.stopping) log(LogLevel::Debug, fmt::format("stopping gen={} pid={}", w->gen, w->pid));
+    w->spoke = true;
     if (!e.msg.ready || w->state != WorkerState::Starting) return;  // ignore: READY=1 repeated, or draining
+    w->notified = true;
     switch (phase_) {
     case Phase::Starting:
     case Phase::Serving:
-    case Phase::Upgrading:
-        if (s_.ready_mode == ReadyMode::Delay) {
-            log(LogLevel::Debug, fmt::format("READY=1 from gen={} pid={} noted; --ready delay decides", w->gen, w->pid));
-            return;
-        }
-        become_ready(*w);
-        return;
+    case Phase::Upgrading: consider_ready(*w); return;
     case Phase::Stopping:
     case Phase::Stopped: return;  // ignore: no worker is Starting once a stop began
     }
+}
+
+void UpgradeMachine::on(const WorkerAccepting& e) {
+    Worker* w = find(e.pid);
+    if (w == nullptr || w->state != WorkerState::Starting || !w->seen.empty()) return;  // ignore: stale or repeated
+    w->seen = e.how.empty() ? "accept" : e.how;
+    switch (phase_) {
+    case Phase::Starting:
+    case Phase::Serving:
+    case Phase::Upgrading: consider_ready(*w); return;
+    case Phase::Stopping:
+    case Phase::Stopped: return;  // ignore: no worker is Starting once a stop began
+    }
+}
+
+void UpgradeMachine::consider_ready(Worker& w) {
+    if (ready_by_rule(w)) {
+        become_ready(w);
+        return;
+    }
+    if (s_.ready_mode == ReadyMode::Delay && w.notified)
+        log(LogLevel::Debug, fmt::format("READY=1 from gen={} pid={} noted; --ready delay decides", w.gen, w.pid));
+    else if (s_.ready_mode == ReadyMode::Auto && w.notified && w.seen.empty())
+        log(LogLevel::Info, fmt::format("READY=1 from gen={} pid={}; waiting until it accepts", w.gen, w.pid));
 }
 
 void UpgradeMachine::on(const WorkerExited& e) {

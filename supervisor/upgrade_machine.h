@@ -89,6 +89,7 @@ private:
     void on(const WorkerSpawned&);
     void on(const SpawnFailed&);
     void on(const Notified&);
+    void on(const WorkerAccepting&);
     void on(const WorkerExited&);
     void on(const GroupGone&);
     void on(const TimerFired&);
@@ -100,7 +101,13 @@ private:
     void queue_upgrade(uint64_t client);
     void start_upgrade();
     void spawn_upgrade_workers();
+    Worker new_worker(const WorkerSpawned& e, WorkerState state);
     void accept_spawn(const WorkerSpawned& e);
+    bool ready_by_delay() const;
+    bool ready_by_rule(const Worker& w) const;
+    const char* ready_mode_name() const;
+    std::string not_ready_reason(const Worker& w) const;
+    void consider_ready(Worker& w);
     void reject_spawn(const WorkerSpawned& e, const char* why);
     void spawn_failed(const SpawnFailed& e);
     void startup_failed(const SpawnFailed& e);

@@ -3,7 +3,7 @@
 // and stop requests from signals and clients, spawn results (success or failure, decided
 // when the shell would run the Spawn: results are queued after the step, as the shell
 // does), exits of any live process in any state (with or without leftovers), READY=1
-// from workers and strangers, timers firing (or arriving stale), pre-check results, lost
+// from workers and strangers, the probe seeing any process accept, timers firing (or arriving stale), pre-check results, lost
 // clients, time passing. After every step: the machine's invariants, and the shell's view:
 // no signal to a reaped pid, nothing spawned after Exit, every waiting client answered at
 // most once (and exactly once by the end), Exit only for a stop or a startup failure.
@@ -121,6 +121,9 @@ public:
         feed(TimerFired{id});
     }
     void ready(uint8_t pick) { feed(Notified{live_.empty() || pick == 255 ? 1 : nth(live_, pick), NotifyMessage{true, false, false, {}}}); }
+    void accepting(uint8_t pick) {
+        feed(WorkerAccepting{live_.empty() || pick == 255 ? 1 : nth(live_, pick), (pick & 1) ? "epoll" : "accept"});
+    }
     void pre_check_done(uint8_t pick) {
         uint64_t gen = pre_checks_.empty() ? 77 : pre_checks_[pick % pre_checks_.size()];
         feed(PreCheckDone{gen, (pick & 0x80) == 0, "fuzz"});
@@ -177,7 +180,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     s.workers = 1 + cfg % 3;
     s.rolling = (cfg & 0x04) != 0;
     s.pre_check = (cfg & 0x08) != 0;
-    s.ready_mode = (cfg & 0x10) != 0 ? ReadyMode::Delay : ReadyMode::Notify;
+    const ReadyMode modes[] = {ReadyMode::Notify, ReadyMode::Delay, ReadyMode::Accepting, ReadyMode::Auto};
+    s.ready_mode = modes[(cfg >> 4) & 3];
+    s.can_probe = (cfg & 0x40) == 0;
     s.ready_delay = Millis(100);
     s.ready_timeout = Millis(500);
     s.drain_timeout = Millis(300);
@@ -185,7 +190,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     model.feed(Boot{});
     while (!in.empty() && !model.done()) {
         uint8_t op = in.byte(), arg = in.byte();
-        switch (op % 12) {
+        switch (op % 13) {
         case 0: model.request_upgrade(arg % 4); break;
         case 1: model.stop((arg & 1) ? StopSource::Control : StopSource::Signal); break;
         case 2:
@@ -198,6 +203,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         case 9: model.group_gone(arg); break;
         case 10: model.client_gone(1 + arg % 3); break;
         case 11: model.advance(arg); break;
+        case 12: model.accepting(arg); break;
         }
     }
     model.finish();
