@@ -12,6 +12,8 @@
 
 #include "supervisor/config.h"
 #include "supervisor/control_socket.h"
+#include "supervisor/fd_reserve.h"
+#include "supervisor/listener_drift.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/pre_check.h"
@@ -50,12 +52,17 @@ private:
 
     Result<Ok> setup();
     void handle_signal(int signum);
+    std::vector<int> signals_to_catch() const;
+    void forward_or_ignore(int signum);
     void reap_children();
     void read_notify();
     void dispatch(const Event& e);
+    void report_drift() const;
     void execute(const Action& a);
     void spawn(uint64_t gen, int slot);
+    Result<int> spawn_with_reserve(const SpawnRequest& req);
     void run_pre_check(uint64_t gen);
+    SpawnRequest pre_check_request(WorkerEnv env) const;
     Result<WorkerEnv> worker_env(uint64_t gen, int slot) const;
     void start_timer(const TimerId& id, Millis after);
     void cancel_timer(const TimerId& id);
@@ -97,6 +104,8 @@ private:
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;
     std::string status_written_;
+    FdReserve fd_reserve_;
+    mutable DriftState drift_;  // also refreshed by snapshot(), which status requests call
 };
 
 } // namespace sv
