@@ -586,7 +586,8 @@ TEST_CASE("faults: a unix path too long: --listen is a usage error (2), --contro
 
 TEST_CASE("faults: a stranger flooding the notify socket with 100k datagrams starves neither an upgrade nor SIGTERM") {
     TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--ready-timeout", "10s"},
+    // Abstract: the worst case, reachable by anyone in the network namespace (a path sits in a 0700 directory).
+    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--ready-timeout", "10s", "--notify-socket", "abstract"},
                   {bins().fake_worker, "--report", report_prefix(dir)});
     INFO("supervisor log:\n", tail(sv.log()));
     int port = sv.wait_port();
