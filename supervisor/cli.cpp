@@ -4,6 +4,8 @@
 #include "supervisor/env_file.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <csignal>
 
 namespace sv {
 
@@ -13,7 +15,8 @@ constexpr const char* kFooter = R"(Signals:
   HUP            upgrade: start a new generation, drain the old one once it is ready
                  (or: supervisor ctl upgrade, which waits and reports the result)
   TERM, INT      graceful stop: drain every worker, exit 0 (a second one: kill now)
-  USR1 USR2 WINCH  forwarded to the current workers
+  USR1 USR2 WINCH  ignored and logged, unless --forward-signal names them
+  --forward-signal SIG  forwarded to the current workers (ready or starting)
 
 Exit codes:
   0    stopped cleanly
@@ -112,6 +115,22 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     app.add_option("--pre-check", cfg.pre_check, "shell command run before each upgrade; non-zero fails it (like nginx -t)")
         ->type_name("CMD");
     app.add_option("--pre-check-timeout", pre_check_timeout, "give the pre-check this long (default 60s)")->type_name("DUR");
+    std::string control_idle;
+    app.add_option("--control-max-clients", cfg.control_max_clients,
+                   "control connections held at once; more get an error line and are closed (default 64)")
+        ->check(CLI::Range(1, 4096));
+    app.add_option("--control-idle-timeout", control_idle,
+                   "close a control connection idle this long, unless it waits for an upgrade (default 30s)")
+        ->type_name("DUR");
+    std::string notify_kind = "path";
+    app.add_option("--notify-socket", notify_kind,
+                   "workers' NOTIFY_SOCKET: 'path' (a socket in a private directory; default) or 'abstract' (@name)")
+        ->check(CLI::IsMember({"path", "abstract"}));
+    std::vector<std::string> forward_signals;
+    app.add_option("--forward-signal", forward_signals,
+                   "forward this signal to the current workers (repeatable; e.g. USR1, SIGUSR2, 28; not HUP, TERM, "
+                   "INT, CHLD, which the supervisor uses itself). Default: none")
+        ->type_name("SIG");
     std::string upgrade_mode = "all";
     app.add_option("--workers", cfg.workers, "worker processes per generation, sharing the listeners (default 1)")
         ->check(CLI::Range(1, 1024));
@@ -152,6 +171,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     }
     cfg.ready_mode = ready == "notify" ? ReadyMode::Notify : ReadyMode::Delay;
     cfg.rolling = upgrade_mode == "rolling";
+    cfg.notify_socket = notify_kind == "abstract" ? NotifySocketKind::Abstract : NotifySocketKind::Path;
 
     auto duration = [](const std::string& flag, const std::string& text, Millis& out) -> std::optional<CliExit> {
         if (text.empty()) return std::nullopt;
@@ -167,6 +187,8 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     for (const auto& kv : cfg.env)
         if (auto a = parse_env_assignment(kv); !a) return usage_error("invalid --env '" + kv + "': " + a.error().what);
     if (auto e = duration("--pre-check-timeout", pre_check_timeout, cfg.pre_check_timeout)) return *e;
+    if (auto e = duration("--control-idle-timeout", control_idle, cfg.control_idle_timeout)) return *e;
+    if (cfg.control_idle_timeout.count() == 0) return usage_error("invalid --control-idle-timeout '0': must be more than 0");
     if (!compat.empty()) {
         auto c = parse_compat(compat);
         if (!c) return usage_error("invalid --compat '" + compat + "': expected all, none, or a comma list of server-starter, einhorn, nginx");
@@ -182,7 +204,27 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         if (!sig) return usage_error("invalid --drain-signal '" + drain_signal + "': expected a signal name like TERM or QUIT, or a number");
         cfg.drain_signal = *sig;
     }
+    for (const auto& text : forward_signals) {
+        auto sig = parse_forward_signal(text);
+        if (!sig) return usage_error(sig.error().what);
+        if (std::find(cfg.forward_signals.begin(), cfg.forward_signals.end(), *sig) == cfg.forward_signals.end())
+            cfg.forward_signals.push_back(*sig);
+    }
     return cfg;
+}
+
+Result<int> parse_forward_signal(const std::string& text) {
+    auto sig = parse_signal(text);
+    if (!sig) return Error{0, "invalid --forward-signal '" + text + "': expected a signal name like USR1 or WINCH, or a number"};
+    switch (*sig) {
+    case SIGHUP: case SIGTERM: case SIGINT: case SIGCHLD:
+        return Error{0, "invalid --forward-signal '" + text + "': " + signal_name(*sig) +
+                                 " is the supervisor's own (upgrade, stop, child exits) and cannot be forwarded"};
+    // Raised by a fault in the supervisor itself, or ignored for its own writes: never ours to pass on.
+    case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP: case SIGSYS: case SIGABRT: case SIGPIPE:
+        return Error{0, "invalid --forward-signal '" + text + "': " + signal_name(*sig) + " cannot be forwarded"};
+    default: return *sig;
+    }
 }
 
 } // namespace sv

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "supervisor/config.h"
+#include "supervisor/result.h"
 
 namespace sv {
 
@@ -20,6 +21,10 @@ struct CliExit {
 using CliOutcome = std::variant<Config, CliExit>;
 
 CliOutcome parse_command_line(const std::vector<std::string>& args);
+
+// --forward-signal: a catchable signal that is not one the supervisor uses itself (HUP, TERM,
+// INT, CHLD) nor a fault signal (SEGV, BUS, FPE, ILL, TRAP, SYS, ABRT) or PIPE. The error names the input.
+Result<int> parse_forward_signal(const std::string& text);
 
 // "all", "none", or "server-starter,einhorn,nginx" (any subset).
 std::optional<Compat> parse_compat(std::string_view text);

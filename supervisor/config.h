@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <csignal>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,10 @@ namespace sv {
 //              Where /proc cannot show it: READY=1, or alive after --ready-delay.
 enum class ReadyMode { Delay, Notify, Accepting, Auto };
 
+// NOTIFY_SOCKET: a path in a private directory (default; every client library can send
+// to it) or an abstract `@…` name (--notify-socket abstract).
+enum class NotifySocketKind { Path, Abstract };
+
 // Which launcher conventions workers get besides systemd's LISTEN_* (always set).
 struct Compat {
     bool server_starter = true;  // SERVER_STARTER_PORT, SERVER_STARTER_GENERATION
@@ -34,6 +39,8 @@ constexpr Millis kDefaultDrainTimeout{30'000};
 constexpr Millis kBackoffInitial{100};
 constexpr Millis kBackoffMax{30'000};
 constexpr Millis kBackoffResetAfter{10'000};
+constexpr size_t kDefaultControlMaxClients = 64;
+constexpr Millis kDefaultControlIdleTimeout{30'000};
 
 struct Config {
     std::vector<ListenSpec> listeners;
@@ -61,7 +68,16 @@ struct Config {
     int workers = 1;                   // --workers N: processes per generation
     bool rolling = false;              // --upgrade rolling: one slot at a time
     Millis pre_check_timeout{60'000};
+    std::vector<int> forward_signals;  // --forward-signal SIG: forwarded to the current workers
+    NotifySocketKind notify_socket = NotifySocketKind::Path;
+    size_t control_max_clients = kDefaultControlMaxClients;  // --control-max-clients
+    Millis control_idle_timeout = kDefaultControlIdleTimeout; // --control-idle-timeout
 };
+
+// Signals a terminal or a stray kill sends that would end us by default (USR1, USR2) or that
+// servers read as a command (WINCH: "stop your workers" for nginx, unicorn, Apache): caught
+// always, forwarded only when --forward-signal names them, otherwise logged and ignored.
+constexpr int kCaughtByDefault[] = {SIGUSR1, SIGUSR2, SIGWINCH};
 
 // Exit codes, documented in --help and README.
 constexpr int kExitOk = 0;

@@ -43,7 +43,8 @@ json status_json(const StatusSnapshot& s) {
         workers.push_back(std::move(jw));
     }
     json listeners = json::array();
-    for (const auto& l : s.listeners) listeners.push_back({{"name", l.name}, {"address", l.address}, {"fd", l.fd}});
+    for (const auto& l : s.listeners)
+        listeners.push_back({{"name", l.name}, {"address", l.address}, {"fd", l.fd}, {"drift", l.drift}});
     json j{{"pid", s.pid},
            {"phase", s.phase},
            {"serving_gen", s.serving_gen},
@@ -96,8 +97,12 @@ std::string format_status_table(const json& st, int64_t now) {
                                   flag(st, "upgrade_pending") ? " (an upgrade is queued)" : "",
                                   format_age(age(num(st, "started_unix_ms"))));
     if (auto it = st.find("listeners"); it != st.end() && it->is_array())
-        for (const auto& l : *it)
+        for (const auto& l : *it) {
             out += fmt::format("listening {} {} (fd {})\n", str(l, "name"), str(l, "address"), num(l, "fd"));
+            if (auto d = l.find("drift"); d != l.end() && d->is_array())
+                for (const auto& text : *d)
+                    if (text.is_string()) out += fmt::format("  DRIFT: {}\n", text.get<std::string>());
+        }
     if (auto it = st.find("last_upgrade"); it != st.end() && it->is_object()) {
         const auto& u = *it;
         out += fmt::format("last upgrade: gen {} {} {} ago{}\n", num(u, "gen"),

@@ -55,6 +55,7 @@ struct StatusSnapshot {
     struct ListenerStatus {
         std::string name, address;
         int fd;
+        std::vector<std::string> drift;  // what a worker changed that breaks the contract
     };
     std::vector<ListenerStatus> listeners;
     bool has_last_upgrade = false;

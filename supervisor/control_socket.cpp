@@ -5,11 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
 #include "supervisor/listeners.h"
+#include "supervisor/parse.h"
 
 namespace sv {
 
@@ -20,6 +24,7 @@ struct ControlServer::Client {
     std::string buf;
     bool closing = false;
     bool paused = false;  // reading stopped: too many replies unread
+    uint64_t last_active_ms = 0;  // uv_now of the last request or reply: the idle clock
 };
 
 namespace {
@@ -39,12 +44,18 @@ void free_client(uv_handle_t* h) { delete reinterpret_cast<ControlServer::Client
 } // namespace
 
 Result<std::unique_ptr<ControlServer>> ControlServer::create(uv_loop_t* loop, const std::string& path,
-                                                             RequestFn on_request, ClosedFn on_closed) {
+                                                             RequestFn on_request, ClosedFn on_closed, BusyFn is_busy,
+                                                             ControlLimits limits) {
     if (auto r = clear_stale_unix_socket(path, "the control socket " + path); !r) return r.error();
     std::unique_ptr<ControlServer> s(new ControlServer());
     s->path_ = path;
     s->on_request_ = std::move(on_request);
     s->on_closed_ = std::move(on_closed);
+    s->is_busy_ = std::move(is_busy);
+    s->limits_ = limits;
+    s->sweep_ = new uv_timer_t{};
+    uv_timer_init(loop, s->sweep_);
+    s->sweep_->data = s.get();
     s->server_ = new uv_pipe_t{};
     uv_pipe_init(loop, s->server_, 0);
     s->server_->data = s.get();
@@ -68,6 +79,10 @@ void ControlServer::close() {
         uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), free_client);
     }
     clients_.clear();
+    if (sweep_ != nullptr) {
+        uv_close(reinterpret_cast<uv_handle_t*>(sweep_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+        sweep_ = nullptr;
+    }
     if (server_ != nullptr) {
         uv_close(reinterpret_cast<uv_handle_t*>(server_), [](uv_handle_t* h) { delete reinterpret_cast<uv_pipe_t*>(h); });
         server_ = nullptr;
@@ -96,6 +111,8 @@ void ControlServer::accept_one() {
         return;
     }
     clients_[c->id] = c;
+    touch(c);
+    if (refuse_over_cap(c)) return;
     uv_os_fd_t fd;
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -110,6 +127,60 @@ void ControlServer::accept_one() {
         return;
     }
     uv_read_start(reinterpret_cast<uv_stream_t*>(&c->pipe), on_alloc, on_read);
+    arm_sweep();
+}
+
+// Past the cap a client is told why and closed at once: idle or stuck clients must not use
+// up the fds that spawns need. Logged once per burst, not once per client.
+bool ControlServer::refuse_over_cap(Client* c) {
+    if (clients_.size() <= limits_.max_clients) {
+        if (at_cap_)
+            spdlog::info("control clients below the cap ({}) again: {} connection(s) were refused", limits_.max_clients,
+                         refused_in_burst_);
+        at_cap_ = false;
+        return false;
+    }
+    if (!at_cap_)
+        spdlog::warn("control clients at the cap ({}): refusing new connections until some close "
+                     "(--control-max-clients, --control-idle-timeout)", limits_.max_clients);
+    if (!at_cap_) refused_in_burst_ = 0;
+    at_cap_ = true;
+    refused_in_burst_++;
+    reply(c->id, control_error("too many control clients (" + std::to_string(limits_.max_clients) + ")"));
+    drop(c);
+    return true;
+}
+
+void ControlServer::touch(Client* c) { c->last_active_ms = uv_now(server_->loop); }
+
+void ControlServer::on_sweep(uv_timer_t* t) noexcept { static_cast<ControlServer*>(t->data)->sweep(); }
+
+// Closes clients idle for the timeout; one that waits for a verdict is never idle.
+void ControlServer::sweep() {
+    uint64_t now = uv_now(server_->loop);
+    auto idle_ms = static_cast<uint64_t>(limits_.idle_timeout.count());
+    std::vector<Client*> idle;
+    for (auto& [id, c] : clients_) {
+        if (is_busy_ && is_busy_(id)) touch(c);  // its idle clock starts with the verdict
+        else if (now - c->last_active_ms >= idle_ms) idle.push_back(c);
+    }
+    if (!idle.empty()) spdlog::info("control: closing {} client(s) idle for {}", idle.size(), format_duration(limits_.idle_timeout));
+    for (Client* c : idle) drop(c);
+    arm_sweep();
+}
+
+// The timer is set for the earliest idle deadline, and stopped when nobody is connected.
+void ControlServer::arm_sweep() {
+    if (sweep_ == nullptr) return;
+    if (clients_.empty()) {
+        uv_timer_stop(sweep_);
+        return;
+    }
+    uint64_t oldest = UINT64_MAX;
+    for (auto& [id, c] : clients_) oldest = std::min(oldest, c->last_active_ms);
+    uint64_t due = oldest + static_cast<uint64_t>(limits_.idle_timeout.count());
+    uint64_t now = uv_now(server_->loop);
+    uv_timer_start(sweep_, on_sweep, due > now ? due - now : 0, 0);
 }
 
 void ControlServer::on_alloc(uv_handle_t*, size_t, uv_buf_t* buf) noexcept {
@@ -139,6 +210,7 @@ void ControlServer::consume(Client* c, const char* data, size_t n) {
             reply(c->id, control_error(req.error().what));
             continue;
         }
+        touch(c);
         on_request_(c->id, *req);
         if (clients_.find(c->id) == clients_.end()) return;  // the handler closed us
     }
@@ -154,6 +226,7 @@ void ControlServer::reply(uint64_t client, const std::string& line) {
     auto it = clients_.find(client);
     if (it == clients_.end() || it->second->closing) return;
     Client* c = it->second;
+    touch(c);
     auto* stream = reinterpret_cast<uv_stream_t*>(&c->pipe);
     auto* w = new WriteReq{};
     w->client = c;
@@ -188,6 +261,7 @@ void ControlServer::drop(Client* c) {
     // Pending writes complete (with an error) before the close callback frees the client.
     uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), free_client);
     on_closed_(id);
+    if (clients_.empty() && sweep_ != nullptr) uv_timer_stop(sweep_);
 }
 
 } // namespace sv

@@ -121,7 +121,9 @@ int connect_control(const std::string& path, UniqueFd* out) {
                            : err == ECONNREFUSED ? " (stale socket: no supervisor is running there)"
                            : err == EACCES       ? " (run as the supervisor's user or root)"
                                                  : "";
-        return fail(kCtlUnreachable, "cannot connect to " + path + ": " + std::strerror(err) + hint);
+        // 3 means "nothing listens there" only; EACCES and the rest say nothing about that.
+        bool nobody = err == ENOENT || err == ECONNREFUSED;
+        return fail(nobody ? kCtlUnreachable : kCtlFailed, "cannot connect to " + path + ": " + std::strerror(err) + hint);
     }
     *out = std::move(fd);
     return kCtlOk;
@@ -134,9 +136,11 @@ int request(Connection& c, const std::string& cmd, Clock::time_point deadline, j
     bool sent = c.send(json{{"cmd", cmd}}.dump() + "\n");
     std::string line;
     int rc = c.read_line(&line, sent ? deadline : std::min(deadline, Clock::now() + std::chrono::seconds(1)));
-    if (!sent && rc != 1) return fail(kCtlUnreachable, "cannot send the request: connection lost");
+    // The connect worked, so a supervisor is there (it may be at its fd limit or client
+    // cap): from here on every failure is 1, never "no supervisor" (3).
+    if (!sent && rc != 1) return fail(kCtlFailed, "the supervisor closed the connection without answering");
     if (rc == -1) return fail(kCtlFailed, "no answer to '" + cmd + "' in time (see the supervisor's log)");
-    if (rc <= 0) return fail(kCtlUnreachable, "the supervisor closed the connection without an answer");
+    if (rc <= 0) return fail(kCtlFailed, "the supervisor closed the connection without answering");
     *reply = json::parse(line, nullptr, false);
     if (reply->is_discarded() || !reply->is_object()) return fail(kCtlFailed, "unreadable answer: " + line);
     return kCtlOk;
@@ -146,8 +150,9 @@ int request(Connection& c, const std::string& cmd, Clock::time_point deadline, j
 
 int run_ctl(const std::vector<std::string>& args) {
     CLI::App app{"supervisor ctl: control a running supervisor through its control socket", "supervisor ctl"};
-    app.footer("Exit codes: 0 done, 1 failed (upgrade rolled back, refused, no answer in time), 2 usage,\n"
-               "3 no supervisor at the control socket.");
+    app.footer("Exit codes: 0 done, 1 failed (upgrade rolled back, refused, an error reply, no answer in time,\n"
+               "or the connection was closed without an answer), 2 usage, 3 nothing listens at the control\n"
+               "socket (missing or stale: ENOENT, ECONNREFUSED).");
     std::string control, timeout_text;
     const char* rt = std::getenv("RUNTIME_DIRECTORY");
     app.add_option("--control", control, "control socket (default: $RUNTIME_DIRECTORY/supervisor.sock)")->type_name("PATH");

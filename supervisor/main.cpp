@@ -103,15 +103,23 @@ int main(int argc, char** argv) {
 
     Credentials creds;
     if (auto f = check_workers_can_run(cfg, &creds)) return fail(*f);
+    // Before binding: a second supervisor on the same pid file must not touch the port either.
+    PidFile pid_file;
+    if (!cfg.pid_file.empty()) {
+        auto p = PidFile::acquire(cfg.pid_file);
+        if (!p) return fail(Fatal{kExitSystem, p.error().what});
+        pid_file = std::move(p.value());
+    }
     std::vector<Listener> listeners;
-    if (auto f = take_listeners(cfg, &listeners)) return fail(*f);
-    auto notify = NotifySocket::create();
-    std::optional<Fatal> f;
-    if (!notify) f = Fatal{kExitSystem, notify.error().what};
-    else if (auto r = cfg.pid_file.empty() ? Result<Ok>(Ok{}) : write_pid_file(cfg.pid_file); !r) f = Fatal{kExitSystem, r.error().what};
-    if (f) {
-        remove_unix_socket_files(listeners);
+    if (auto f = take_listeners(cfg, &listeners)) {
+        pid_file.remove();
         return fail(*f);
+    }
+    auto notify = NotifySocket::create(cfg.notify_socket, creds.uid >= 0 || creds.gid >= 0 ? creds.gid : -1);
+    if (!notify) {
+        remove_unix_socket_files(listeners);
+        pid_file.remove();
+        return fail(Fatal{kExitSystem, notify.error().what});
     }
 
     int code;
@@ -122,6 +130,6 @@ int main(int argc, char** argv) {
         code = result ? *result : kExitSystem;
     }
     remove_unix_socket_files(listeners);
-    if (!cfg.pid_file.empty()) remove_pid_file(cfg.pid_file);
+    pid_file.remove();
     return code;
 }

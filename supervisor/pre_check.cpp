@@ -35,8 +35,8 @@ std::string one_line(std::string s) {
 
 } // namespace
 
-std::unique_ptr<PreCheck> PreCheck::start(uv_loop_t* loop, const std::string& command, const std::vector<std::string>& env,
-                                          const std::string& cwd, const Credentials& creds, Millis timeout, DoneFn done) {
+std::unique_ptr<PreCheck> PreCheck::start(uv_loop_t* loop, const std::string& command, SpawnRequest req, Millis timeout,
+                                          DoneFn done) {
     std::unique_ptr<PreCheck> pc(new PreCheck());
     pc->done_ = std::move(done);
     pc->timeout_ = timeout;
@@ -50,11 +50,7 @@ std::unique_ptr<PreCheck> PreCheck::start(uv_loop_t* loop, const std::string& co
         rd.reset(fds[0]);
         wr.reset(fds[1]);
     }
-    SpawnRequest req;
     req.argv = {"/bin/sh", "-c", command};
-    req.env = env;
-    req.chdir = cwd;
-    req.creds = creds;
     req.pdeath_signal = SIGKILL;
     req.stdout_fd = req.stderr_fd = wr.get();
     auto pid = wr.valid() ? spawn_worker(req) : Result<int>(Error{errno, std::string("cannot create a pipe: ") + std::strerror(errno)});
@@ -127,7 +123,8 @@ void PreCheck::finish_if_done() {
     std::string out = one_line(output_);
     // The callback may destroy this object: call a copy that lives on the stack.
     DoneFn done = std::move(done_);
-    done(ok, ok ? "" : "pre-check failed (" + how + ")" + (out.empty() ? "" : ": " + out));
+    // A check that fails without a word still gets a reason that says so.
+    done(ok, ok ? "" : "pre-check failed (" + how + (out.empty() ? ", no output)" : "): " + out));
 }
 
 } // namespace sv

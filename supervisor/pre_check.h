@@ -1,4 +1,5 @@
-// --pre-check: runs `sh -c CMD` before an upgrade's spawn (like `nginx -t`), without
+// --pre-check: runs `sh -c CMD` before an upgrade's spawn (like `nginx -t`) with what the
+// new worker will get (listeners on 3.., LISTEN_*, SUPERVISOR_GENERATION…), without
 // blocking the loop, bounded by a timeout; reports exit status and captured output.
 // It is spawned like a worker (own process group, our fork/exec) and reaped by the
 // supervisor's one reaper, which hands the exit status over with child_exited().
@@ -18,13 +19,16 @@ namespace sv {
 
 class PreCheck {
 public:
-    // ok, and the reason when not ok ("pre-check failed (exit=1): <output>").
+    // ok, and the reason when not ok ("pre-check failed (exit=1): <output>", or
+    // "pre-check failed (exit=1, no output)" when it printed nothing).
     using DoneFn = std::function<void(bool ok, std::string reason)>;
 
     // Starts the command; `done` is called exactly once, from the loop, unless the PreCheck
     // is destroyed first (which kills the command's process group).
-    static std::unique_ptr<PreCheck> start(uv_loop_t* loop, const std::string& command, const std::vector<std::string>& env,
-                                           const std::string& cwd, const Credentials& creds, Millis timeout, DoneFn done);
+    // `base` is what the new worker would get (env, listeners on 3.., LISTEN_PID slot, chdir,
+    // user); argv, stdio and the death signal are the pre-check's own.
+    static std::unique_ptr<PreCheck> start(uv_loop_t* loop, const std::string& command, SpawnRequest base, Millis timeout,
+                                           DoneFn done);
     ~PreCheck();
     PreCheck(const PreCheck&) = delete;
     PreCheck& operator=(const PreCheck&) = delete;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cassert>
 #include <csignal>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <sstream>
 
 #include "supervisor/env_file.h"
+#include "supervisor/listener_drift.h"
 #include "supervisor/log.h"
 #include "supervisor/spawn.h"
 #include "supervisor/worker_env.h"
@@ -24,7 +26,7 @@ namespace sv {
 
 namespace {
 
-constexpr int kHandledSignals[] = {SIGHUP, SIGTERM, SIGINT, SIGCHLD, SIGUSR1, SIGUSR2, SIGWINCH};
+constexpr int kOwnSignals[] = {SIGHUP, SIGTERM, SIGINT, SIGCHLD};
 // Datagrams read per wake-up: a flood from a worker cannot starve signals and timers.
 constexpr int kNotifyBatch = 64;
 
@@ -53,6 +55,23 @@ spdlog::level::level_enum level_of(LogLevel l) {
 
 std::pair<int, uint64_t> key_of(const TimerId& id) { return {static_cast<int>(id.kind), id.key}; }
 
+// --log-workers: both pipes or neither. A write end whose reader we dropped would kill the
+// worker with SIGPIPE on its first line; without pipes it writes to our stdout/stderr.
+bool open_output_pipes(uint64_t gen, UniqueFd* out_rd, UniqueFd* out_wr, UniqueFd* err_rd, UniqueFd* err_wr) {
+    int o[2], e[2];
+    if (::pipe2(o, O_CLOEXEC) == 0) {
+        if (::pipe2(e, O_CLOEXEC) == 0) {
+            out_rd->reset(o[0]), out_wr->reset(o[1]), err_rd->reset(e[0]), err_wr->reset(e[1]);
+            return true;
+        }
+        int err = errno;
+        ::close(o[0]), ::close(o[1]);
+        errno = err;
+    }
+    spdlog::warn("cannot create pipes for gen={}'s output: {}; it inherits ours", gen, std::strerror(errno));
+    return false;
+}
+
 } // namespace
 
 Supervisor::Supervisor(Config cfg, Credentials creds, std::vector<Listener>& listeners, NotifySocket notify,
@@ -61,7 +80,9 @@ Supervisor::Supervisor(Config cfg, Credentials creds, std::vector<Listener>& lis
       systemd_(std::move(systemd)),
       machine_(settings_from(cfg_)), started_(std::chrono::steady_clock::now()),
       started_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::system_clock::now().time_since_epoch()).count()) {}
+                           std::chrono::system_clock::now().time_since_epoch()).count()) {
+    drift_.created_nonblocking = cfg_.nonblocking;
+}
 
 Supervisor::~Supervisor() {
     pre_check_.reset();
@@ -86,7 +107,7 @@ Result<Ok> Supervisor::setup() {
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         spdlog::warn("cannot become a child subreaper: {}; orphans of workers go to init", std::strerror(errno));
     ::signal(SIGPIPE, SIG_IGN);
-    for (int sig : kHandledSignals) {
+    for (int sig : signals_to_catch()) {
         auto* h = new uv_signal_t{};
         uv_signal_init(&loop_, h);
         h->data = this;
@@ -106,7 +127,9 @@ Result<Ok> Supervisor::setup() {
     if (!cfg_.control_path.empty()) {
         auto c = ControlServer::create(
             &loop_, cfg_.control_path, [this](uint64_t id, const ControlRequest& r) { on_control(id, r); },
-            [this](uint64_t id) { on_control_closed(id); });
+            [this](uint64_t id) { on_control_closed(id); },
+            [this](uint64_t id) { return machine_.waiting(id); },
+            ControlLimits{cfg_.control_max_clients, cfg_.control_idle_timeout});
         if (!c) return c.error();
         control_ = std::move(c.value());
     }
@@ -144,8 +167,25 @@ void Supervisor::handle_signal(int signum) {
         spdlog::info("{}: stop requested", signal_name(signum));
         dispatch(StopRequested{});
         return;
-    default: dispatch(ForwardSignal{signum}); return;
+    default: forward_or_ignore(signum); return;
     }
+}
+
+// Ours, the ones that would kill us or that servers read as commands, and --forward-signal.
+std::vector<int> Supervisor::signals_to_catch() const {
+    std::vector<int> sigs(std::begin(kOwnSignals), std::end(kOwnSignals));
+    for (int sig : kCaughtByDefault) sigs.push_back(sig);
+    for (int sig : cfg_.forward_signals)
+        if (std::find(sigs.begin(), sigs.end(), sig) == sigs.end()) sigs.push_back(sig);
+    return sigs;
+}
+
+void Supervisor::forward_or_ignore(int signum) {
+    if (std::find(cfg_.forward_signals.begin(), cfg_.forward_signals.end(), signum) != cfg_.forward_signals.end()) {
+        dispatch(ForwardSignal{signum});
+        return;
+    }
+    spdlog::info("{} ignored (not forwarded; use --forward-signal)", signal_name(signum));
 }
 
 // Loops to 0/ECHILD: one SIGCHLD may stand for many exits (tini's reap_zombies).
@@ -229,6 +269,7 @@ void Supervisor::dispatch(Event e) {
         step(next);
     }
     stepping_ = false;
+    report_drift();
     write_status_file();
 }
 
@@ -247,6 +288,14 @@ void Supervisor::report_broken_invariant(const std::string& what, const Event& e
     spdlog::error("invariant broken: {} (after event #{}; {}); still serving: the listeners stay open. "
                   "Please report this line with the log around it",
                   what, e.index(), machine_.describe());
+}
+
+// A syscall or two per listener; each change is logged once (see listener_drift.h).
+void Supervisor::report_drift() const {
+    for (const auto& c : check_drift(listeners_, drift_)) {
+        if (c.recovered) spdlog::info("{}", c.text);
+        else spdlog::warn("{}", c.text);
+    }
 }
 
 void Supervisor::execute(const Action& action) {
@@ -332,21 +381,33 @@ Result<WorkerEnv> Supervisor::worker_env(uint64_t gen, int slot) const {
     return build_worker_env(in);
 }
 
-// The pre-check sees what the new worker would (env file, --env, --chdir, --user), minus
-// the socket-passing variables: it gets no sockets.
+// The pre-check gets exactly what the new worker will: its environment (SUPERVISOR_GENERATION
+// of the new generation, LISTEN_* with its own pid, compat variables), the listeners on 3..,
+// --chdir and --user. Only NOTIFY_SOCKET is left out: it is not a worker, nothing it says counts.
 void Supervisor::run_pre_check(uint64_t gen) {
     auto env = worker_env(gen, 0);
     if (!env) {
         dispatch(PreCheckDone{gen, false, env.error().what});
         return;
     }
-    std::erase_if(env->vars, [](const std::string& kv) { return is_managed_variable(kv); });
     spdlog::info("pre-check gen={} running: {}", gen, cfg_.pre_check);
-    pre_check_ = PreCheck::start(&loop_, cfg_.pre_check, env->vars, cfg_.chdir, creds_, cfg_.pre_check_timeout,
+    pre_check_ = PreCheck::start(&loop_, cfg_.pre_check, pre_check_request(std::move(env.value())), cfg_.pre_check_timeout,
                                  [this, gen](bool ok, std::string reason) {
                                      auto finished = std::move(pre_check_);  // freed once this returns
                                      dispatch(PreCheckDone{gen, ok, std::move(reason)});
                                  });
+}
+
+SpawnRequest Supervisor::pre_check_request(WorkerEnv env) const {
+    SpawnRequest req;
+    std::string listen_pid = env.vars[env.listen_pid_index];
+    std::erase_if(env.vars, [](const std::string& kv) { return kv.rfind("NOTIFY_SOCKET=", 0) == 0; });
+    req.listen_pid_index = static_cast<size_t>(std::find(env.vars.begin(), env.vars.end(), listen_pid) - env.vars.begin());
+    req.env = std::move(env.vars);
+    for (const auto& l : listeners_) req.listen_fds.push_back(l.fd.get());
+    req.chdir = cfg_.chdir;
+    req.creds = creds_;
+    return req;
 }
 
 void Supervisor::spawn(uint64_t gen, int slot) {
@@ -365,16 +426,11 @@ void Supervisor::spawn(uint64_t gen, int slot) {
     req.chdir = cfg_.chdir;
     req.creds = creds_;
     UniqueFd out_rd, out_wr, err_rd, err_wr;
-    if (cfg_.log_workers) {
-        int o[2], e[2];
-        if (::pipe2(o, O_CLOEXEC) == 0) out_rd.reset(o[0]), out_wr.reset(o[1]);
-        if (::pipe2(e, O_CLOEXEC) == 0) err_rd.reset(e[0]), err_wr.reset(e[1]);
-        if (!out_wr.valid() || !err_wr.valid())
-            spdlog::error("cannot create pipes for gen={}'s output: {}; it inherits ours", gen, std::strerror(errno));
+    if (cfg_.log_workers && open_output_pipes(gen, &out_rd, &out_wr, &err_rd, &err_wr)) {
         req.stdout_fd = out_wr.get();
         req.stderr_fd = err_wr.get();
     }
-    auto pid = spawn_worker(req);
+    auto pid = spawn_with_reserve(req);
     out_wr.reset();  // the worker holds the write ends now: EOF comes when it (and its children) are done
     err_wr.reset();
     if (pid && out_rd.valid() && err_rd.valid()) {
@@ -386,6 +442,17 @@ void Supervisor::spawn(uint64_t gen, int slot) {
     }
     if (pid) dispatch(WorkerSpawned{gen, slot, *pid});
     else dispatch(SpawnFailed{gen, slot, pid.error().code, pid.error().what});
+}
+
+// At the fd limit, the reserve is what lets a spawn (fork, its exec-error pipe) go through.
+Result<int> Supervisor::spawn_with_reserve(const SpawnRequest& req) {
+    auto pid = spawn_worker(req);
+    if (pid || pid.error().code != EMFILE || fd_reserve_.held() == 0) return pid;
+    spdlog::warn("at the fd limit: using the fd reserve to spawn");
+    fd_reserve_.release();
+    pid = spawn_worker(req);
+    fd_reserve_.refill();
+    return pid;
 }
 
 void Supervisor::start_timer(const TimerId& id, Millis after) {

@@ -13,6 +13,8 @@
 
 #include "supervisor/config.h"
 #include "supervisor/control_socket.h"
+#include "supervisor/fd_reserve.h"
+#include "supervisor/listener_drift.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/pre_check.h"
@@ -51,19 +53,24 @@ private:
 
     Result<Ok> setup();
     void handle_signal(int signum);
+    std::vector<int> signals_to_catch() const;
+    void forward_or_ignore(int signum);
     void reap_children();
     void read_notify();
     // Queues an event; feeds the queue to the machine one event at a time unless a step
     // is already running (then the running loop feeds it): the machine is never re-entered.
     void dispatch(Event e);
     void step(const Event& e);
+    void report_drift() const;
     void execute(const Action& a);
     void notify_systemd(const NotifySystemd& n);
     void kill_worker(int pid);
     void report_broken_invariant(const std::string& what, const Event& e);
     void take_in_pending_events();
     void spawn(uint64_t gen, int slot);
+    Result<int> spawn_with_reserve(const SpawnRequest& req);
     void run_pre_check(uint64_t gen);
+    SpawnRequest pre_check_request(WorkerEnv env) const;
     Result<WorkerEnv> worker_env(uint64_t gen, int slot) const;
     void start_timer(const TimerId& id, Millis after);
     void cancel_timer(const TimerId& id);
@@ -101,6 +108,8 @@ private:
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;
     std::string status_written_;
+    FdReserve fd_reserve_;
+    mutable DriftState drift_;  // also refreshed by snapshot(), which status requests call
 };
 
 } // namespace sv

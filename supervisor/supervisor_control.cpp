@@ -67,8 +67,10 @@ StatusSnapshot Supervisor::snapshot() const {
         ws.status = w.status;
         s.workers.push_back(std::move(ws));
     }
+    report_drift();
     for (size_t i = 0; i < listeners_.size(); i++)
-        s.listeners.push_back({listeners_[i].spec.name, listeners_[i].address, static_cast<int>(3 + i)});
+        s.listeners.push_back({listeners_[i].spec.name, listeners_[i].address, static_cast<int>(3 + i),
+                               current_drift(listeners_, drift_, i)});
     s.has_last_upgrade = has_last_upgrade_;
     s.last_upgrade = last_upgrade_;
     return s;

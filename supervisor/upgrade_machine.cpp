@@ -333,6 +333,11 @@ Worker* UpgradeMachine::find(int pid) {
 
 const Worker* UpgradeMachine::find_pid(int pid) const { return const_cast<UpgradeMachine*>(this)->find(pid); }
 
+bool UpgradeMachine::waiting(uint64_t client) const {
+    auto has = [client](const std::vector<uint64_t>& v) { return std::find(v.begin(), v.end(), client) != v.end(); };
+    return has(pending_waiters_) || (upgrade_ && has(upgrade_->waiters));
+}
+
 bool UpgradeMachine::any_starting() const {
     return std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.state == WorkerState::Starting; });
 }

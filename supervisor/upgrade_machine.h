@@ -60,6 +60,8 @@ public:
     uint64_t upgrading_gen() const { return upgrade_ ? upgrade_->gen : 0; }
     bool upgrade_pending() const { return pending_upgrade_; }
     const Worker* find_pid(int pid) const;
+    // The client waits for an upgrade's verdict (queued or in flight).
+    bool waiting(uint64_t client) const;
 
     // Checks the invariants stated above; returns an empty string or what is broken.
     std::string check_invariants() const;

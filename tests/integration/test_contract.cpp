@@ -33,7 +33,7 @@ void check_worker_view(std::map<std::string, std::string> rep, pid_t worker, pid
     CHECK_EQ(rep["pgid"], std::to_string(worker));
     CHECK_EQ(rep["ppid"], std::to_string(supervisor));
     REQUIRE_FALSE(rep["NOTIFY_SOCKET"].empty());
-    CHECK_EQ(rep["NOTIFY_SOCKET"][0], '@');
+    CHECK_EQ(rep["NOTIFY_SOCKET"][0], '/');  // a path by default (--notify-socket abstract gives '@')
     CHECK_EQ(rep["EINHORN_FDS"], "3 4");
     CHECK(rep["SERVER_STARTER_PORT"].find("=3;") != std::string::npos);
     CHECK(rep["SERVER_STARTER_PORT"].find(sock + "=4") != std::string::npos);
@@ -139,7 +139,7 @@ TEST_CASE("contract: the supervisor tells its own NOTIFY_SOCKET; workers get the
     CHECK(ready->find("gen=1") != std::string::npos);
     auto rep = wait_report(report_prefix(dir), w1, 3.0);
     CHECK_NE(rep["NOTIFY_SOCKET"], systemd.name());
-    CHECK_EQ(rep["NOTIFY_SOCKET"].substr(0, 1), "@");
+    CHECK_EQ(rep["NOTIFY_SOCKET"].substr(0, 1), "/");
     CHECK_EQ(rep["LISTEN_FDS"], "1");
     CHECK_EQ(rep["LISTEN_PID"], std::to_string(w1));
     CHECK_EQ(rep["LISTEN_FDNAMES"], "listen0");
@@ -187,9 +187,9 @@ TEST_CASE("contract: READY=1 from a worker's own child does not count either") {
     CHECK_EQ(parse_pid_gen(r->body), std::pair<long, long>{w1, 1});
 }
 
-TEST_CASE("contract: SIGUSR1 to the supervisor is forwarded to the current worker") {
+TEST_CASE("contract: SIGUSR1 to the supervisor is forwarded to the current worker with --forward-signal USR1") {
     TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {bins().fake_worker, "--report", report_prefix(dir)});
+    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--forward-signal", "USR1"}, {bins().fake_worker, "--report", report_prefix(dir)});
     INFO("supervisor log:\n", tail(sv.log()));
     REQUIRE(sv.wait_port() > 0);
     pid_t w1 = sv.wait_ready(1);

@@ -119,3 +119,15 @@ TEST_CASE("--compat, --socket-mode, --socket-owner") {
     expect_usage_error({"-l", "1", "--compat", "upstart", "--", "srv"}, "--compat 'upstart'");
     expect_usage_error({"-l", "1", "--socket-mode", "999", "--", "srv"}, "--socket-mode '999'");
 }
+
+TEST_CASE("--forward-signal: names, SIG names and numbers; none by default; our own signals refused") {
+    auto def = parse({"-l", "80", "--", "srv"});
+    REQUIRE(std::holds_alternative<Config>(def));
+    CHECK(std::get<Config>(def).forward_signals.empty());
+    auto out = parse({"-l", "80", "--forward-signal", "USR1", "--forward-signal", "SIGWINCH", "--forward-signal", "12",
+                      "--forward-signal", "usr1", "--", "srv"});
+    REQUIRE(std::holds_alternative<Config>(out));
+    CHECK_EQ(std::get<Config>(out).forward_signals, std::vector<int>{SIGUSR1, SIGWINCH, SIGUSR2});
+    for (const char* own : {"HUP", "SIGTERM", "INT", "CHLD", "17", "KILL", "STOP", "SEGV", "PIPE", "nope", "0"})
+        expect_usage_error({"-l", "80", "--forward-signal", own, "--", "srv"}, std::string("invalid --forward-signal '") + own + "'");
+}
