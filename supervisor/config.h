@@ -13,6 +13,8 @@
 namespace sv {
 
 enum class ReadyMode { Delay, Notify };
+// --cgroup: a cgroup per worker when one is delegated to us (Auto), or never (Off).
+enum class ContainmentMode { Auto, Off };
 
 // Which launcher conventions workers get besides systemd's LISTEN_* (always set).
 struct Compat {
@@ -55,6 +57,7 @@ struct Config {
     int workers = 1;                   // --workers N: processes per generation
     bool rolling = false;              // --upgrade rolling: one slot at a time
     Millis pre_check_timeout{60'000};
+    ContainmentMode containment = ContainmentMode::Auto;  // --cgroup auto|off
 };
 
 // Exit codes, documented in --help and README.

@@ -8,9 +8,11 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "supervisor/config.h"
+#include "supervisor/containment.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
@@ -51,6 +53,8 @@ private:
     Result<Ok> setup();
     void handle_signal(int signum);
     void reap_children();
+    WorkerExited worker_exited(int pid, int wait_status);
+    void check_leftovers();
     void read_notify();
     void dispatch(const Event& e);
     void execute(const Action& a);
@@ -97,6 +101,9 @@ private:
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;
     std::string status_written_;
+
+    Containment containment_;
+    std::set<int> leftovers_;  // reaped workers whose containment still has members
 };
 
 } // namespace sv

@@ -320,6 +320,18 @@ void UpgradeMachine::on(const PreCheckDone& e) {
     spawn_upgrade_workers();
 }
 
+// A lingering worker's leftovers are all gone before its drain deadline: nothing is left
+// to kill, so its timer stops and a stop need not wait for it.
+void UpgradeMachine::on(const GroupGone& e) {
+    auto it = std::find_if(lingering_.begin(), lingering_.end(), [&](const Worker& x) { return x.pid == e.pid; });
+    if (it == lingering_.end()) return;  // ignore: killed at the deadline already, or never lingering
+    log(LogLevel::Info, fmt::format("process group of gen={} pid={} gone after_ms={}", it->gen, it->pid,
+                                    since(it->drain_at).count()));
+    out_.push_back(CancelTimer{{TimerId::Kind::Drain, it->pid}});
+    lingering_.erase(it);
+    finish_stop_if_done();
+}
+
 // --- transitions ----------------------------------------------------------------------
 
 void UpgradeMachine::spawn(uint64_t gen, int slot) { out_.push_back(Spawn{gen, slot}); }

@@ -59,20 +59,23 @@ struct StopRequested {};
 struct WorkerSpawned { uint64_t gen; int slot; int pid; };
 struct SpawnFailed { uint64_t gen; int slot; int err; std::string reason; };  // err: errno of exec, 0 otherwise
 struct Notified { int pid; NotifyMessage msg; };
-// wait_status as from waitpid(2); group_alive: the worker's process group still has members
-// (children it left behind, which may hold the listening socket).
+// wait_status as from waitpid(2); group_alive: the worker's containment (cgroup, or process
+// group and descendants) still has members: children it left behind, which may hold the
+// listening socket.
 struct WorkerExited { int pid; int wait_status; bool group_alive = false; };
+// The last process a reaped worker left behind is gone (containment: every SIGCHLD looks).
+struct GroupGone { int pid; };
 struct TimerFired { TimerId id; };
 struct ForwardSignal { int sig; };
 struct PreCheckDone { uint64_t gen; bool ok; std::string reason; };
 using Event = std::variant<Boot, UpgradeRequested, StopRequested, WorkerSpawned, SpawnFailed, Notified,
-                           WorkerExited, TimerFired, ForwardSignal, PreCheckDone>;
+                           WorkerExited, TimerFired, ForwardSignal, PreCheckDone, GroupGone>;
 
 // Actions
 struct Spawn { uint64_t gen; int slot; };  // answered by WorkerSpawned or SpawnFailed
 struct RunPreCheck { uint64_t gen; };      // answered by PreCheckDone
 struct Signal { int pid; int sig; };
-struct KillGroup { int pid; };  // SIGKILL to the worker's process group (pgid == pid)
+struct KillGroup { int pid; };  // SIGKILL to the worker's containment: all it started, itself included
 struct StartTimer { TimerId id; Millis after; };
 struct CancelTimer { TimerId id; };
 struct NotifySystemd { std::string state; };  // sd_notify text for our own parent
@@ -139,6 +142,7 @@ private:
     void on(const TimerFired&);
     void on(const ForwardSignal&);
     void on(const PreCheckDone&);
+    void on(const GroupGone&);
 
     void spawn(uint64_t gen, int slot);
     void start_upgrade();
