@@ -257,9 +257,11 @@ void Supervisor::execute(const Action& action) {
             } else if constexpr (std::is_same_v<A, RunPreCheck>) {
                 run_pre_check(a.gen);
             } else if constexpr (std::is_same_v<A, Signal>) {
+                // containment: through the worker's pidfd, never by number
                 if (int rc = containment_.signal(a.pid, a.sig); rc < 0 && rc != -ESRCH)
                     spdlog::error("cannot send {} to pid={}: {}", signal_name(a.sig), a.pid, std::strerror(-rc));
             } else if constexpr (std::is_same_v<A, KillGroup>) {
+                // containment: cgroup.kill, or every member through its pidfd
                 if (int rc = containment_.kill(a.pid); rc < 0 && rc != -ESRCH)
                     spdlog::error("cannot kill pid={} and what it started: {}", a.pid, std::strerror(-rc));
             } else if constexpr (std::is_same_v<A, StartTimer>) {
