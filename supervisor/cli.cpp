@@ -140,6 +140,11 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         ->check(CLI::IsMember({"all", "rolling"}));
     app.add_flag("--log-workers", cfg.log_workers,
                  "log each line of the workers' stdout/stderr, tagged with generation and pid (default: inherited)");
+    std::string cgroup = "auto";
+    app.add_option("--cgroup", cgroup,
+                   "contain each worker in its own cgroup when ours is delegated to us ('auto', default), or "
+                   "only by process group and pidfds ('off')")
+        ->check(CLI::IsMember({"auto", "off"}));
     app.add_option("--log-level", cfg.log_level, "debug, info, warn or error (default info)")
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
     app.add_option("command", positional, "the worker command and its arguments, after --: supervisor [OPTIONS] -- COMMAND [ARGS...]")
@@ -172,6 +177,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     cfg.ready_mode = ready == "notify" ? ReadyMode::Notify : ReadyMode::Delay;
     cfg.rolling = upgrade_mode == "rolling";
     cfg.notify_socket = notify_kind == "abstract" ? NotifySocketKind::Abstract : NotifySocketKind::Path;
+    cfg.containment = cgroup == "off" ? ContainmentMode::Off : ContainmentMode::Auto;
 
     auto duration = [](const std::string& flag, const std::string& text, Millis& out) -> std::optional<CliExit> {
         if (text.empty()) return std::nullopt;

@@ -25,6 +25,9 @@ enum class ReadyMode { Delay, Notify, Accepting, Auto };
 // to it) or an abstract `@…` name (--notify-socket abstract).
 enum class NotifySocketKind { Path, Abstract };
 
+// --cgroup: a cgroup per worker when one is delegated to us (Auto), or never (Off).
+enum class ContainmentMode { Auto, Off };
+
 // Which launcher conventions workers get besides systemd's LISTEN_* (always set).
 struct Compat {
     bool server_starter = true;  // SERVER_STARTER_PORT, SERVER_STARTER_GENERATION
@@ -72,6 +75,7 @@ struct Config {
     NotifySocketKind notify_socket = NotifySocketKind::Path;
     size_t control_max_clients = kDefaultControlMaxClients;  // --control-max-clients
     Millis control_idle_timeout = kDefaultControlIdleTimeout; // --control-idle-timeout
+    ContainmentMode containment = ContainmentMode::Auto;  // --cgroup auto|off
 };
 
 // Signals a terminal or a stray kill sends that would end us by default (USR1, USR2) or that

@@ -42,7 +42,7 @@ void write_pid(char* dst, pid_t pid) {
 }
 
 // What the child was doing when it failed, sent back with errno.
-enum ChildStep : int { kStepSetup, kStepChdir, kStepGroups, kStepGid, kStepUid, kStepDeathSignal, kStepStdio, kStepExec };
+enum ChildStep : int { kStepSetup, kStepCgroup, kStepChdir, kStepGroups, kStepGid, kStepUid, kStepDeathSignal, kStepStdio, kStepExec };
 
 struct ChildFailure {
     int step;
@@ -61,6 +61,7 @@ struct ChildFailure {
 std::string describe_failure(const ChildFailure& f, const std::string& path, const SpawnRequest& req) {
     std::string why = std::strerror(f.err);
     switch (f.step) {
+    case kStepCgroup: return "cannot move the worker into its cgroup: " + why;
     case kStepChdir: return "cannot change directory to '" + req.chdir + "' (--chdir): " + why;
     case kStepGroups: return "cannot set supplementary groups for --user: " + why;
     case kStepGid: return "cannot set gid " + std::to_string(req.creds.gid) + ": " + why;
@@ -89,6 +90,7 @@ struct ChildPlan {
     const gid_t* groups;
     size_t ngroups;
     int stdout_fd, stderr_fd;
+    int cgroup_procs_fd;
 };
 
 // Drops to --user/--group: supplementary groups, then gid, then uid (the order that
@@ -104,6 +106,9 @@ void child_drop_privileges(const ChildPlan& p, int err_fd) {
 
 [[noreturn]] void child_exec(const ChildPlan& p, int err_fd) {
     const int first = 3, end = first + p.nfds;
+    // Into the worker's cgroup before anything else, so nothing this process starts is
+    // ever outside it ("0": the writer itself, cgroup-v2.rst).
+    if (p.cgroup_procs_fd >= 0 && ::write(p.cgroup_procs_fd, "0", 1) != 1) child_fail(err_fd, kStepCgroup, errno);
     ::setpgid(0, 0);
     // Dispositions first, then the mask: a signal pending now must not run the
     // supervisor's handler (it writes into libuv's pipe, which the child shares).
@@ -257,7 +262,7 @@ Result<int> spawn_worker(const SpawnRequest& req) {
         ChildPlan plan{path->c_str(), argv.data(), envp.data(), pid_slot, req.listen_fds.data(),
                        static_cast<int>(req.listen_fds.size()), req.pdeath_signal, parent,
                        req.chdir.empty() ? nullptr : req.chdir.c_str(), &req.creds, groups.data(), groups.size(),
-                       req.stdout_fd, req.stderr_fd};
+                       req.stdout_fd, req.stderr_fd, req.cgroup_procs_fd};
         child_exec(plan, wr.get());
     }
     int fork_errno = errno;

@@ -34,6 +34,7 @@ struct SpawnRequest {
     Credentials creds;               // --user/--group: dropped in the child before exec
     int stdout_fd = -1;              // dup'ed onto 1 / 2 when >= 0 (--log-workers); else inherited
     int stderr_fd = -1;
+    int cgroup_procs_fd = -1;        // containment: the worker's cgroup.procs; the child writes "0" first thing
 };
 
 // Resolves argv[0] like execvp(3) would: a path with '/' as is (relative to `base_dir` when

@@ -144,6 +144,8 @@ Result<int> Supervisor::run() {
                  notify_.name(), cfg_.ready_mode == ReadyMode::Notify ? "notify" : "delay",
                  signal_name(cfg_.drain_signal), format_duration(cfg_.drain_timeout),
                  control_ ? control_->path() : "off");
+    containment_ = Containment::create(cfg_.containment);
+    spdlog::info("containment: {}", containment_.describe());
     dispatch(Boot{});
     if (exit_code_ < 0) uv_run(&loop_, UV_RUN_DEFAULT);
     return exit_code_ < 0 ? kExitSystem : exit_code_;
@@ -190,6 +192,7 @@ void Supervisor::forward_or_ignore(int signum) {
 
 // Loops to 0/ECHILD: one SIGCHLD may stand for many exits (tini's reap_zombies).
 void Supervisor::reap_children() {
+    containment_.refresh();  // before reaping: an exiting worker's children are still found through it
     for (;;) {
         int st = 0;
         pid_t pid = ::waitpid(-1, &st, WNOHANG);
@@ -199,14 +202,35 @@ void Supervisor::reap_children() {
             pre_check_->child_exited(st);
             continue;
         }
-        // The leader is reaped: if its group still answers, something it started lives on.
-        dispatch(WorkerExited{pid, st, ::kill(-pid, 0) == 0});
+        dispatch(worker_exited(pid, st));
     }
-    // As subreaper we are woken by the exit of the last process a drained worker left
-    // behind: a stop or upgrade then need not wait for the drain deadline.
-    for (const auto& w : machine_.lingering())
-        if (::kill(-w.pid, 0) < 0 && errno == ESRCH) dispatch(GroupGone{w.pid});
+    check_leftovers();
     std::erase_if(outputs_, [](const auto& o) { return o->eof(); });
+}
+
+// The worker is reaped: if its containment still has members, something it started lives
+// on, and every SIGCHLD looks again (check_leftovers).
+WorkerExited Supervisor::worker_exited(int pid, int wait_status) {
+    containment_.leader_reaped(pid);
+    bool alive = containment_.alive(pid);
+    if (alive) leftovers_.insert(pid);
+    else containment_.forget(pid);
+    return WorkerExited{pid, wait_status, alive};
+}
+
+// As a child subreaper we get the last member of any tree as our child, so its exit is a
+// SIGCHLD: leftovers that are all gone are reported at once, not at the drain deadline.
+void Supervisor::check_leftovers() {
+    for (auto it = leftovers_.begin(); it != leftovers_.end() && exit_code_ < 0;) {
+        int pid = *it;
+        if (containment_.alive(pid)) {
+            ++it;
+            continue;
+        }
+        it = leftovers_.erase(it);
+        containment_.forget(pid);
+        dispatch(GroupGone{pid});
+    }
 }
 
 void Supervisor::on_notify_readable(uv_poll_t* h, int status, int) noexcept {
@@ -236,6 +260,7 @@ void Supervisor::read_notify() {
             spdlog::debug("ignored a notify datagram from pid={}: nothing we understand", d.pid);
             continue;
         }
+        if (msg.ready) containment_.refresh();  // what it started while warming up is remembered
         dispatch(Notified{d.pid, std::move(msg)});
     }
 }
@@ -245,6 +270,7 @@ void Supervisor::on_timer(uv_timer_t* h) noexcept {
     Supervisor* self = t->self;
     TimerId id = t->id;
     self->timers_.erase(key_of(id));  // closes t; id was copied out first
+    if (id.kind == TimerId::Kind::Ready) self->containment_.refresh();  // --ready delay: as at READY=1
     self->take_in_pending_events();
     self->dispatch(TimerFired{id});
 }
@@ -310,8 +336,9 @@ void Supervisor::execute(const Action& action) {
             } else if constexpr (std::is_same_v<A, RunPreCheck>) {
                 run_pre_check(a.gen);
             } else if constexpr (std::is_same_v<A, Signal>) {
-                if (::kill(a.pid, a.sig) < 0 && errno != ESRCH)
-                    spdlog::error("cannot send {} to pid={}: {}", signal_name(a.sig), a.pid, std::strerror(errno));
+                // containment: through the worker's pidfd, never by number
+                if (int rc = containment_.signal(a.pid, a.sig); rc < 0 && rc != -ESRCH)
+                    spdlog::error("cannot send {} to pid={}: {}", signal_name(a.sig), a.pid, std::strerror(-rc));
             } else if constexpr (std::is_same_v<A, KillGroup>) {
                 kill_worker(a.pid);
             } else if constexpr (std::is_same_v<A, StartTimer>) {
@@ -335,9 +362,10 @@ void Supervisor::execute(const Action& action) {
         action);
 }
 
+// cgroup.kill, or every member of the worker's tree through its pidfd: never a bare number.
 void Supervisor::kill_worker(int pid) {
-    // The group first (the worker's helpers too); the pid alone if the worker left its group.
-    if (::kill(-pid, SIGKILL) < 0) ::kill(pid, SIGKILL);
+    if (int rc = containment_.kill(pid); rc < 0 && rc != -ESRCH)
+        spdlog::error("cannot kill pid={} and what it started: {}", pid, std::strerror(-rc));
 }
 
 void Supervisor::notify_systemd(const NotifySystemd& n) {
@@ -430,7 +458,16 @@ void Supervisor::spawn(uint64_t gen, int slot) {
         req.stdout_fd = out_wr.get();
         req.stderr_fd = err_wr.get();
     }
+    auto placement = containment_.prepare(gen, slot);
+    if (!placement) {
+        spdlog::warn("gen={} slot={} contained by process group and pidfds only: {}", gen, slot, placement.error().what);
+        placement = Placement{};
+    }
+    req.cgroup_procs_fd = placement->procs.get();
     auto pid = spawn_with_reserve(req);
+    placement->procs.reset();  // the child has joined (or failed to)
+    if (pid) containment_.adopt(*pid, std::move(placement.value()));
+    else containment_.abandon(std::move(placement.value()));
     out_wr.reset();  // the worker holds the write ends now: EOF comes when it (and its children) are done
     err_wr.reset();
     if (pid && out_rd.valid() && err_rd.valid()) {
@@ -476,6 +513,7 @@ void Supervisor::shutdown(int code) {
     signals_.clear();
     notify_poll_.close();
     timers_.clear();
+    containment_.kill_all();  // nothing we started outlives us, nor holds the port after we exit
 }
 
 } // namespace sv

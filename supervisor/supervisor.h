@@ -9,9 +9,11 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <vector>
 
 #include "supervisor/config.h"
+#include "supervisor/containment.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/fd_reserve.h"
 #include "supervisor/listener_drift.h"
@@ -56,6 +58,8 @@ private:
     std::vector<int> signals_to_catch() const;
     void forward_or_ignore(int signum);
     void reap_children();
+    WorkerExited worker_exited(int pid, int wait_status);
+    void check_leftovers();
     void read_notify();
     // Queues an event; feeds the queue to the machine one event at a time unless a step
     // is already running (then the running loop feeds it): the machine is never re-entered.
@@ -110,6 +114,9 @@ private:
     std::string status_written_;
     FdReserve fd_reserve_;
     mutable DriftState drift_;  // also refreshed by snapshot(), which status requests call
+
+    Containment containment_;
+    std::set<int> leftovers_;  // reaped workers whose containment still has members
 };
 
 } // namespace sv

@@ -232,7 +232,7 @@ void UpgradeMachine::on(const GroupGone& e) {
     case Phase::Serving:
     case Phase::Upgrading:
     case Phase::Stopping:
-        log(LogLevel::Info, fmt::format("process group of gen={} pid={} gone drain_ms={}", it->gen, it->pid,
+        log(LogLevel::Info, fmt::format("process group of gen={} pid={} gone after_ms={}", it->gen, it->pid,
                                         since(it->drain_at).count()));
         cancel_timer({TimerId::Kind::Drain, it->id});
         lingering_.erase(it);

@@ -540,6 +540,14 @@ TEST_CASE("faults: the fd limit is reached (RLIMIT_NOFILE): the fd reserve carri
     pid_t w2 = sv.wait_upgrade_done(2);
     REQUIRE(w2 > 0);
     CHECK(wait_served_by(port, w2));
+    // The old worker's fds (its pidfd, its output) are gone now: clamp again at the lowest free fd.
+    REQUIRE(wait_until([&] { return !pid_alive(w1); }, 3.0));
+    auto fds2 = open_fds(sv.pid());
+    std::set<int> used2(fds2.begin(), fds2.end());
+    rlim_t lowest_free2 = 0;
+    while (used2.count(static_cast<int>(lowest_free2))) lowest_free2++;
+    rlimit again{lowest_free2, old.rlim_max};
+    REQUIRE(::prlimit(sv.pid(), RLIMIT_NOFILE, &again, nullptr) == 0);
     long cpu_before = cpu_ms(sv.pid());
     // accept(2) fails with EMFILE: libuv's reserve-fd trick accepts and closes the connection;
     // ctl was connected, so that is a failure (1), not "no supervisor" (3).

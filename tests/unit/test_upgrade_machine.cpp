@@ -669,3 +669,35 @@ TEST_CASE("a drained worker's process group that outlives it is killed at the dr
         CHECK(h.group_killed(101, c));
     }
 }
+
+TEST_CASE("GroupGone: a lingering group that empties ends the drain at once") {
+    Harness h;
+    h.serve();
+    h.feed(UpgradeRequested{});
+    int old_pid = h.pid_of(1);
+    h.ready(2);
+    h.feed(WorkerExited{old_pid, exited(0), true});
+    auto out = h.feed(GroupGone{old_pid});
+    CHECK(cancelled(out, h.tid(TimerId::Kind::Drain, old_pid)));
+    CHECK(h.logged("process group of gen=1 pid=" + std::to_string(old_pid) + " gone", out));
+    auto late = h.feed(TimerFired{h.tid(TimerId::Kind::Drain, old_pid)});
+    CHECK_FALSE(h.group_killed(old_pid, late));  // the stale timer kills nothing
+    CHECK(h.feed(GroupGone{old_pid}).empty());    // ignore: not lingering any more
+    SUBCASE("on stop, the supervisor exits as soon as the group is gone") {
+        Harness g;
+        g.serve();
+        g.feed(StopRequested{});
+        g.feed(WorkerExited{g.pid_of(1), exited(0), true});
+        auto e = g.feed(GroupGone{100});
+        CHECK_EQ(g.count<Exit>(e), 1);
+    }
+    SUBCASE("a group killed at the deadline and then gone changes nothing") {
+        Harness g;
+        g.serve();
+        g.feed(StopRequested{});
+        g.feed(WorkerExited{g.pid_of(1), exited(0), true});
+        auto d = g.feed(TimerFired{g.tid(TimerId::Kind::Drain, 100)});
+        CHECK_EQ(g.count<Exit>(d), 1);
+        CHECK(g.feed(GroupGone{100}).empty());
+    }
+}
