@@ -2,6 +2,7 @@
 #include "supervisor/cli.h"
 
 #include "supervisor/env_file.h"
+#include "supervisor_version.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -69,7 +70,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     auto [opts, command] = split_command(args);
     CLI::App app{"supervisor: hold listening sockets and upgrade a server with zero downtime", "supervisor"};
     app.footer(kFooter);
-    app.set_version_flag("--version", "supervisor 0.1.0");
+    app.set_version_flag("--version", "supervisor " + std::string(kVersion));
 
     std::vector<std::string> listen, positional;
     std::string ready = "delay", ready_delay, ready_timeout, drain_signal, drain_timeout;
@@ -157,7 +158,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     } catch (const CLI::CallForHelp&) {
         return CliExit{kExitOk, app.help()};
     } catch (const CLI::CallForVersion&) {
-        return CliExit{kExitOk, "supervisor 0.1.0\n"};
+        return CliExit{kExitOk, "supervisor " + std::string(kVersion) + "\n"};
     } catch (const CLI::ParseError& e) {
         return usage_error(e.what());
     }

@@ -146,20 +146,28 @@ int request(Connection& c, const std::string& cmd, Clock::time_point deadline, j
     return kCtlOk;
 }
 
-} // namespace
+enum class Subcommand { Status, Upgrade, Stop };
 
-int run_ctl(const std::vector<std::string>& args) {
+// What the command line asks for, once parsed and checked.
+struct CtlRequest {
+    Subcommand sub = Subcommand::Status;
+    std::string control;
+    Millis timeout{300'000};
+    bool as_json = false;
+};
+
+// Parses `supervisor ctl` arguments into *out. Returns -1 to go on, else the exit code
+// (--help printed, or a usage error said in one line).
+int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
     CLI::App app{"supervisor ctl: control a running supervisor through its control socket", "supervisor ctl"};
     app.footer("Exit codes: 0 done, 1 failed (upgrade rolled back, refused, an error reply, no answer in time,\n"
                "or the connection was closed without an answer), 2 usage, 3 nothing listens at the control\n"
                "socket (missing or stale: ENOENT, ECONNREFUSED).");
-    std::string control, timeout_text;
-    const char* rt = std::getenv("RUNTIME_DIRECTORY");
-    app.add_option("--control", control, "control socket (default: $RUNTIME_DIRECTORY/supervisor.sock)")->type_name("PATH");
+    std::string timeout_text;
+    app.add_option("--control", out->control, "control socket (default: $RUNTIME_DIRECTORY/supervisor.sock)")->type_name("PATH");
     app.require_subcommand(1);
-    bool as_json = false;
     auto* status = app.add_subcommand("status", "show generations, workers and the last upgrade");
-    status->add_flag("--json", as_json, "print the status document as JSON");
+    status->add_flag("--json", out->as_json, "print the status document as JSON");
     auto* upgrade = app.add_subcommand("upgrade", "upgrade and wait: exit 0 when the new generation serves, 1 if rolled back");
     upgrade->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
     auto* stop = app.add_subcommand("stop", "graceful stop; waits until the supervisor has exited");
@@ -174,46 +182,70 @@ int run_ctl(const std::vector<std::string>& args) {
     } catch (const CLI::ParseError& e) {
         return fail(kCtlUsage, std::string(e.what()) + " (see supervisor ctl --help)");
     }
-    if (control.empty() && rt != nullptr && *rt != '\0') control = std::string(rt) + "/supervisor.sock";
-    if (control.empty()) return fail(kCtlUsage, "no control socket: give --control PATH (or set RUNTIME_DIRECTORY)");
-    Millis timeout{300'000};
+    out->sub = status->parsed() ? Subcommand::Status : upgrade->parsed() ? Subcommand::Upgrade : Subcommand::Stop;
+    const char* rt = std::getenv("RUNTIME_DIRECTORY");
+    if (out->control.empty() && rt != nullptr && *rt != '\0') out->control = std::string(rt) + "/supervisor.sock";
+    if (out->control.empty()) return fail(kCtlUsage, "no control socket: give --control PATH (or set RUNTIME_DIRECTORY)");
     if (!timeout_text.empty()) {
         auto d = parse_duration(timeout_text);
         if (!d || d->count() == 0) return fail(kCtlUsage, "invalid --timeout '" + timeout_text + "': expected a duration like 30s");
-        timeout = *d;
+        out->timeout = *d;
     }
-    auto deadline = Clock::now() + timeout;
+    return -1;
+}
 
-    UniqueFd fd;
-    if (int rc = connect_control(control, &fd); rc != kCtlOk) return rc;
-    Connection conn(std::move(fd));
+// `ctl status [--json]`: the status document as a table, or as JSON.
+int ctl_status(Connection& conn, Clock::time_point deadline, bool as_json) {
     json reply;
-    if (status->parsed()) {
-        if (int rc = request(conn, "status", deadline, &reply); rc != kCtlOk) return rc;
-        if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
-        json st = reply.contains("status") ? reply["status"] : json::object();
-        if (as_json) std::printf("%s\n", st.dump(2, ' ', false, json::error_handler_t::replace).c_str());
-        else std::fputs(format_status_table(st, unix_ms()).c_str(), stdout);
+    if (int rc = request(conn, "status", deadline, &reply); rc != kCtlOk) return rc;
+    if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
+    json st = reply.contains("status") ? reply["status"] : json::object();
+    if (as_json) std::printf("%s\n", st.dump(2, ' ', false, json::error_handler_t::replace).c_str());
+    else std::fputs(format_status_table(st, unix_ms()).c_str(), stdout);
+    return kCtlOk;
+}
+
+// `ctl upgrade`: waits for the verdict; 0 when the new generation serves, 1 with the reason.
+int ctl_upgrade(Connection& conn, Clock::time_point deadline) {
+    json reply;
+    if (int rc = request(conn, "upgrade", deadline, &reply); rc != kCtlOk) return rc;
+    auto gen = get_int(reply, "gen");
+    if (get_bool(reply, "ok")) {
+        std::printf("upgrade to gen %lld succeeded: it is serving\n", gen);
         return kCtlOk;
     }
-    if (upgrade->parsed()) {
-        if (int rc = request(conn, "upgrade", deadline, &reply); rc != kCtlOk) return rc;
-        auto gen = get_int(reply, "gen");
-        if (get_bool(reply, "ok")) {
-            std::printf("upgrade to gen %lld succeeded: it is serving\n", gen);
-            return kCtlOk;
-        }
-        if (gen > 0)
-            return fail(kCtlFailed, "upgrade to gen " + std::to_string(gen) + " failed: " + get_str(reply, "error") + "; gen " +
-                                        std::to_string(get_int(reply, "serving_gen")) + " is still serving");
-        return fail(kCtlFailed, "upgrade refused: " + get_str(reply, "error"));
-    }
+    if (gen > 0)
+        return fail(kCtlFailed, "upgrade to gen " + std::to_string(gen) + " failed: " + get_str(reply, "error") + "; gen " +
+                                    std::to_string(get_int(reply, "serving_gen")) + " is still serving");
+    return fail(kCtlFailed, "upgrade refused: " + get_str(reply, "error"));
+}
+
+// `ctl stop`: asks for a graceful stop and waits until the supervisor has exited (EOF).
+int ctl_stop(Connection& conn, Clock::time_point deadline, Millis timeout) {
+    json reply;
     if (int rc = request(conn, "stop", deadline, &reply); rc != kCtlOk) return rc;
     if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
     if (!conn.wait_closed(deadline))
         return fail(kCtlFailed, "the supervisor is still stopping after " + format_duration(timeout) + " (workers draining?)");
     std::printf("supervisor pid %lld stopped\n", get_int(reply, "pid"));
     return kCtlOk;
+}
+
+} // namespace
+
+int run_ctl(const std::vector<std::string>& args) {
+    CtlRequest req;
+    if (int rc = parse_ctl_args(args, &req); rc >= 0) return rc;
+    auto deadline = Clock::now() + req.timeout;
+    UniqueFd fd;
+    if (int rc = connect_control(req.control, &fd); rc != kCtlOk) return rc;
+    Connection conn(std::move(fd));
+    switch (req.sub) {
+    case Subcommand::Status: return ctl_status(conn, deadline, req.as_json);
+    case Subcommand::Upgrade: return ctl_upgrade(conn, deadline);
+    case Subcommand::Stop: return ctl_stop(conn, deadline, req.timeout);
+    }
+    return kCtlUsage;  // unreachable: every Subcommand is handled above
 }
 
 } // namespace sv

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "supervisor/cli.h"
+#include "supervisor/command.h"
+#include "supervisor/credentials.h"
 #include "supervisor/env_file.h"
 #include "supervisor/ctl_client.h"
 #include "supervisor/listeners.h"

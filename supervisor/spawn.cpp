@@ -4,11 +4,9 @@
 
 #include <dirent.h>
 #include <grp.h>
-#include <pwd.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,17 +15,12 @@
 #include <csignal>
 #include <cstring>
 
-#include "supervisor/parse.h"
+#include "supervisor/command.h"
 #include "supervisor/unique_fd.h"
 
 namespace sv {
 
 namespace {
-
-bool is_executable_file(const std::string& path) {
-    struct stat st{};
-    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-}
 
 // Writes the decimal pid after "LISTEN_PID=" into buf (sized by the caller). Async-signal-safe.
 void write_pid(char* dst, pid_t pid) {
@@ -163,69 +156,7 @@ void child_drop_privileges(const ChildPlan& p, int err_fd) {
     child_fail(err_fd, kStepExec, errno);
 }
 
-// Other formats may be registered with binfmt_misc (jars, wine, qemu): then only execve knows.
-bool binfmt_misc_in_use() {
-    DIR* dir = ::opendir("/proc/sys/fs/binfmt_misc");
-    if (dir == nullptr) return false;
-    bool used = false;
-    while (dirent* e = ::readdir(dir)) {
-        std::string n = e->d_name;
-        if (n != "." && n != ".." && n != "register" && n != "status") used = true;
-    }
-    ::closedir(dir);
-    return used;
-}
-
-// What execve(2) would reject in the file's first bytes, said plainly: a #! line naming a
-// missing interpreter (execve's bare ENOENT reads as if the script itself were missing),
-// or neither an ELF binary nor a script (ENOEXEC). Unreadable files are left to execve.
-Result<std::string> check_exec_format(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!fd.valid()) return path;
-    char head[256];
-    ssize_t n = ::read(fd.get(), head, sizeof head - 1);
-    if (n < 0) return path;
-    std::string text(head, static_cast<size_t>(n));
-    if (text.rfind("\x7f" "ELF", 0) == 0) return path;
-    if (text.rfind("#!", 0) == 0) {
-        size_t start = text.find_first_not_of(" \t", 2);
-        if (start == std::string::npos) return Error{ENOEXEC, "cannot execute '" + path + "': empty #! line"};
-        std::string interp = text.substr(start, text.find_first_of(" \t\n", start) - start);
-        if (::access(interp.c_str(), X_OK) == 0) return path;
-        int err = errno == ENOENT ? ENOENT : EACCES;
-        return Error{err, "cannot execute '" + path + "': bad interpreter '" + interp + "' in its #! line: " + std::strerror(err)};
-    }
-    if (binfmt_misc_in_use()) return path;
-    return Error{ENOEXEC, "cannot execute '" + path + "': " + std::strerror(ENOEXEC) + " (neither an ELF binary nor a #! script)"};
-}
-
 } // namespace
-
-Result<std::string> resolve_command(const std::string& given, const std::string& path_env, const std::string& base_dir) {
-    if (given.find('/') != std::string::npos) {
-        const std::string name = given.front() != '/' && !base_dir.empty() ? base_dir + "/" + given : given;
-        struct stat st{};
-        int err = 0;
-        if (::stat(name.c_str(), &st) < 0) err = errno;
-        else if (S_ISDIR(st.st_mode)) err = EISDIR;
-        else if (!S_ISREG(st.st_mode) || ::access(name.c_str(), X_OK) < 0) err = EACCES;
-        if (err == 0) return check_exec_format(name);
-        return Error{err, "cannot execute '" + name + "': " + std::strerror(err)};
-    }
-    bool found_not_executable = false;
-    size_t start = 0;
-    while (start <= path_env.size()) {
-        size_t colon = path_env.find(':', start);
-        std::string dir = path_env.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-        std::string candidate = (dir.empty() ? "." : dir) + "/" + given;
-        if (is_executable_file(candidate)) return check_exec_format(candidate);
-        if (::access(candidate.c_str(), F_OK) == 0) found_not_executable = true;
-        if (colon == std::string::npos) break;
-        start = colon + 1;
-    }
-    int err = found_not_executable ? EACCES : ENOENT;
-    return Error{err, "cannot execute '" + given + "': " + std::strerror(err) + (err == ENOENT ? " (not found in PATH)" : "")};
-}
 
 Result<int> spawn_worker(const SpawnRequest& req) {
     if (req.argv.empty()) return Error{EINVAL, "cannot execute an empty command"};
@@ -286,37 +217,6 @@ Result<int> spawn_worker(const SpawnRequest& req) {
     if (n != sizeof failure) return Error{EIO, "cannot execute '" + req.argv[0] + "': the child died before exec"};
     // Only an exec failure keeps its errno (126/127 semantics); code 0 marks a setup failure.
     return Error{failure.step == kStepExec ? failure.err : 0, describe_failure(failure, *path, req)};
-}
-
-Result<Credentials> resolve_credentials(const std::string& user, const std::string& group) {
-    Credentials c;
-    if (!user.empty()) {
-        passwd* pw = nullptr;
-        if (auto n = parse_uint(user)) pw = ::getpwuid(static_cast<uid_t>(*n));
-        else pw = ::getpwnam(user.c_str());
-        if (pw == nullptr) return Error{0, "invalid --user '" + user + "': no such user"};
-        c.uid = static_cast<int>(pw->pw_uid);
-        c.gid = static_cast<int>(pw->pw_gid);
-        c.user = pw->pw_name;
-        c.home = pw->pw_dir;
-        int n = 64;
-        std::vector<gid_t> list(static_cast<size_t>(n));
-        if (::getgrouplist(pw->pw_name, pw->pw_gid, list.data(), &n) < 0) {
-            list.resize(static_cast<size_t>(n));
-            ::getgrouplist(pw->pw_name, pw->pw_gid, list.data(), &n);
-        }
-        list.resize(static_cast<size_t>(n));
-        c.groups.assign(list.begin(), list.end());
-    }
-    if (!group.empty()) {
-        struct group* gr = nullptr;
-        if (auto n = parse_uint(group)) gr = ::getgrgid(static_cast<gid_t>(*n));
-        else gr = ::getgrnam(group.c_str());
-        if (gr == nullptr) return Error{0, "invalid --group '" + group + "': no such group"};
-        c.gid = static_cast<int>(gr->gr_gid);
-        if (user.empty()) c.groups.clear();  // --group alone: no supplementary groups
-    }
-    return c;
 }
 
 void cloexec_inherited_fds(const std::vector<int>& keep) {

@@ -5,22 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "supervisor/credentials.h"
 #include "supervisor/result.h"
 
 namespace sv {
-
-// Who the worker runs as. uid/gid -1: unchanged. groups: the supplementary groups
-// to set when gid changes (empty: cleared).
-struct Credentials {
-    int uid = -1;
-    int gid = -1;
-    std::vector<unsigned> groups;
-    std::string user, home;  // for USER, LOGNAME, HOME when uid changes
-};
-
-// --user USER and --group GROUP (names or numbers) → Credentials, with the user's
-// supplementary groups. Errors name the unknown user or group.
-Result<Credentials> resolve_credentials(const std::string& user, const std::string& group);
 
 constexpr size_t kNoListenPid = static_cast<size_t>(-1);
 
@@ -36,13 +24,6 @@ struct SpawnRequest {
     int stderr_fd = -1;
     int cgroup_procs_fd = -1;        // containment: the worker's cgroup.procs; the child writes "0" first thing
 };
-
-// Resolves argv[0] like execvp(3) would: a path with '/' as is (relative to `base_dir` when
-// given and the path is relative: the worker's --chdir), else the first executable
-// regular file in PATH. Errors: ENOENT (not found, or a #! interpreter that is missing),
-// EACCES (not executable), ENOEXEC (neither ELF nor #!), each as one readable line.
-Result<std::string> resolve_command(const std::string& name, const std::string& path_env,
-                                    const std::string& base_dir = "");
 
 // Forks and execs. Returns the child's pid once exec succeeded; exec failure is reported
 // synchronously through a close-on-exec pipe (the child writes errno and _exit(127)s) as

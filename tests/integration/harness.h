@@ -1,16 +1,24 @@
 // Integration harness: temp dirs, child processes with captured output, bounded waits,
-// guards that stop what a test started (TERM, then KILL), and a small HTTP client.
-// After h2o's t/Util.pm: poll for readiness, check the child is alive on every pass.
+// guards that stop what a test started (TERM, then KILL), the supervisor under test and
+// the common shape of a test (Serving, run_to_exit). Sockets are in net.h, /proc in
+// proc.h; this header includes both. After h2o's t/Util.pm: poll for readiness, check
+// the child is alive on every pass.
 #pragma once
 
 #include <sys/types.h>
 
+#include <doctest/doctest.h>
+
+#include <chrono>
 #include <csignal>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "net.h"
+#include "proc.h"
 
 namespace svtest {
 
@@ -99,15 +107,21 @@ private:
     std::function<std::vector<pid_t>()> extra_fn_;
 };
 
+// Seconds since construction, on the monotonic clock: for the bounds of loops that do their
+// own waiting (a request loop, a flood) and for the figures tests print.
+class Stopwatch {
+public:
+    double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+
+private:
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
 // Polls `pred` every ~10 ms for up to `seconds`. Returns false on timeout, or as soon as
 // `must_stay_alive` (when given) has exited while pred is still false.
 bool wait_until(const std::function<bool()>& pred, double seconds, const Process* must_stay_alive = nullptr);
 // waitpid(pid) polled for up to `seconds`: the wait status, or nullopt. Only for our children.
 std::optional<int> wait_exit(pid_t pid, double seconds);
-// A live process: kill(pid, 0) succeeds and /proc/<pid>/stat is not a zombie.
-bool pid_alive(pid_t pid);
-// The process group of a live process (from /proc/<pid>/stat), or -1.
-pid_t pgid_of(pid_t pid);
 // "exit=0", "signal=SIGKILL": for messages.
 std::string describe_status(std::optional<int> wait_status);
 
@@ -129,50 +143,6 @@ std::optional<int> port_from_log(const std::string& text, const std::string& nam
 std::map<std::string, std::string> parse_report(const std::string& text);
 // Waits for the fake worker's report `<prefix>.<pid>` and parses it.
 std::map<std::string, std::string> wait_report(const std::string& prefix, pid_t pid, double seconds);
-
-// --- network --------------------------------------------------------------------------
-
-struct Response {
-    int status = 0;
-    std::string body;
-    std::map<std::string, std::string> headers;  // lower-cased names
-};
-
-// GET over a fresh connection to 127.0.0.1:port (HTTP/1.0, Connection: close), reading to
-// EOF with SO_RCVTIMEO; nullopt on any failure (refused, reset, timeout, bad response).
-std::optional<Response> http_get(int port, const std::string& path = "/", double timeout = 2.0);
-// The same over a unix stream socket.
-std::optional<Response> http_get_unix(const std::string& socket_path, const std::string& path = "/",
-                                      double timeout = 2.0);
-// True when a TCP connect to 127.0.0.1:port succeeds.
-bool can_connect(int port);
-// After an upgrade the old generation may still accept a connection or two until it
-// handles the drain signal: requests (each a fresh connection, via `get`) until one is
-// answered by `pid`, for up to `seconds`. That response, or nullopt.
-std::optional<Response> wait_served_by(const std::function<std::optional<Response>()>& get, long pid, double seconds = 3.0);
-std::optional<Response> wait_served_by(int port, long pid, double seconds = 3.0);
-// "pid=123 gen=4" → {123, 4}; {-1, -1} when malformed.
-std::pair<long, long> parse_pid_gen(const std::string& body);
-// Sends one datagram to an sd_notify socket ("@abstract" or a path) from this process.
-bool send_notify(const std::string& socket, const std::string& text);
-
-// An abstract unix datagram socket standing in for systemd's NOTIFY_SOCKET.
-class NotifyListener {
-public:
-    NotifyListener();
-    ~NotifyListener();
-    NotifyListener(const NotifyListener&) = delete;
-    NotifyListener& operator=(const NotifyListener&) = delete;
-    const std::string& name() const { return name_; }  // "@…"; empty when setup failed
-    // The next datagram, waiting up to `seconds`.
-    std::optional<std::string> receive(double seconds);
-    // Datagrams until one contains `needle` (bounded); that one, or nullopt.
-    std::optional<std::string> receive_until(const std::string& needle, double seconds);
-
-private:
-    int fd_ = -1;
-    std::string name_;
-};
 
 // The environment of this process plus `extra` (KEY=VALUE, replacing ours).
 std::vector<std::string> environment_with(const std::vector<std::string>& extra);
@@ -212,6 +182,11 @@ public:
     size_t count(const std::string& regex) const { return count_log_lines(log(), regex); }
     // The pid of `spawned gen=<gen>`, 0 when not (yet) logged.
     pid_t spawned_pid(unsigned gen) const;
+    // The pid of the n-th `ready gen=` line of any generation (1-based, respawns count),
+    // waiting for it; 0 on timeout.
+    pid_t wait_nth_ready(size_t n, double seconds = 5.0) const;
+    // The supervisor's own notify socket, from its `started` line ("" when not logged).
+    std::string notify_socket() const;
     bool hup() const { return proc_.signal(SIGHUP); }
     bool term() const { return proc_.signal(SIGTERM); }
 
@@ -232,5 +207,112 @@ std::string report_prefix(const TempDir& dir);
 
 // The log of a Supervised or Process, for INFO() on failure.
 std::string tail(const std::string& text, size_t max_lines = 60);
+
+// A worker script whose behaviour depends on its generation: `args` maps a generation to
+// the fake worker's arguments (`{{2, "--crash-on-drain"}}`), the others run it plain.
+// Nothing to rewrite between generations, so no race with the supervisor's next spawn.
+std::string by_generation(const TempDir& dir, const std::map<int, std::string>& args);
+// A worker script: plain fake workers, except that the first spawn after
+// arm_worker_script(dir) gets `args` (mkdir is atomic: exactly one spawn takes it).
+// Independent of generation numbers, and no race with the test.
+std::string once_armed(const TempDir& dir, const std::string& args);
+bool arm_worker_script(const TempDir& dir);
+
+// --- the common shape of a test ---------------------------------------------------------
+
+// The exit code in a wait status; -1 when there is none (still running, or a signal).
+int exit_code_of(std::optional<int> wait_status);
+
+// Sends `sig` (a stop request), REQUIREs that the supervisor exits within `seconds` and
+// CHECKs that it exits 0.
+void expect_clean_stop(Supervised& sv, double seconds = 5.0, int sig = SIGTERM);
+
+// A short-lived command run to its exit.
+struct RunOutcome {
+    std::optional<int> status;  // the wait status; nullopt: it did not exit in time (then killed)
+    int code = -1;              // exit code; -1 when it did not exit in time or died of a signal
+    std::string output;         // stdout and stderr
+};
+
+// A supervisor serving in a fresh temp dir: the preamble of most integration tests.
+//
+//     Serving f;                                   // f.dir, f.script = f.dir/worker.sh
+//     REQUIRE(write_script(f.script, …));          // optional: default fake_exec(f.dir)
+//     Supervised& sv = f.start({.options = {"--drain-timeout", "500ms"}});
+//     … f.port, f.w1 (gen=1's pid) …
+//
+// start() runs `supervisor -l 127.0.0.1:0 --ready notify <options> -- <f.script>` and
+// REQUIREs that gen=1 gets ready (and, with the default listener, that it has a TCP port).
+// While the Serving lives, every failed assertion shows the end of the supervisor's log.
+// Keep it a local of the test case (it registers a doctest INFO context).
+class Serving {
+public:
+    enum class Await { Nothing, Port, Ready };
+    struct Start {
+        std::vector<std::string> options;             // after the listener and readiness options
+        std::vector<std::string> command;             // default: {script} (fake_exec(dir) unless written)
+        std::vector<std::string> listen{"-l", "127.0.0.1:0"};
+        std::vector<std::string> ready{"--ready", "notify"};
+        const std::vector<std::string>* env = nullptr;  // as for Supervised
+        std::vector<std::string> prefix;                // as for Supervised
+        Await await = Await::Ready;                     // Port: REQUIRE the port only; Nothing: no wait
+        double seconds = 5.0;                           // for each wait
+    };
+
+    Serving();
+    ~Serving();
+    Serving(const Serving&) = delete;
+    Serving& operator=(const Serving&) = delete;
+
+    // f.start({.options = {"--drain-timeout", "500ms"}, .command = f.fake_worker()}).
+    Supervised& start(const Start& how);
+    Supervised& start();  // all defaults
+    // Rewrites the script to run the fake worker with `args`, sends SIGHUP, and returns the
+    // pid of the next spawn (gen=`gen`) once its report shows it runs (its signal handlers
+    // are installed). REQUIREs each step.
+    pid_t upgrade_to(const std::string& args, unsigned gen = 2);
+    // The started supervisor (REQUIREs start() was called).
+    Supervised& sv();
+    // {fake_worker, --report, <dir>/report, args…}: the fake worker as a command.
+    std::vector<std::string> fake_worker(const std::vector<std::string>& args = {}) const;
+    std::string report() const { return report_prefix(dir); }
+    // dir/c.sock: where tests put the control socket (--control).
+    std::string control_socket() const { return dir.file("c.sock"); }
+    // `supervisor ctl --control <control_socket()> ARGS…` run to its exit.
+    RunOutcome ctl(const std::vector<std::string>& args, double seconds = 10.0) const;
+
+    TempDir dir;
+    const std::string script;
+    int port = 0;    // the TCP port of the first listener (0: none, or not awaited)
+    pid_t w1 = 0;    // gen=1's pid once ready (0: not awaited)
+
+private:
+    // Prints the supervisor's log into a failure report.
+    struct LogContext {
+        const Serving* self;
+        void operator()(std::ostream* out) const;
+    };
+
+    std::optional<Supervised> sv_;
+    doctest::detail::ContextScope<LogContext> log_context_;
+};
+
+// Runs `argv` (output in dir/run<N>.log) and waits up to `seconds` for it to exit; a
+// guard kills it otherwise.
+RunOutcome run_to_exit(const TempDir& dir, const std::vector<std::string>& argv, double seconds = 5.0,
+                       const std::vector<std::string>* env = nullptr);
+// `supervisor ARGS…` run to its exit.
+RunOutcome run_supervisor(const TempDir& dir, const std::vector<std::string>& args, double seconds = 5.0);
+// `[prefix…] supervisor ctl ARGS…` run to its exit.
+RunOutcome supervisor_ctl(const TempDir& dir, const std::vector<std::string>& args, double seconds = 10.0,
+                          const std::vector<std::string>& prefix = {}, const std::vector<std::string>* env = nullptr);
+// CHECKs exit code `code` and exactly one line of output, "supervisor: …\n", containing
+// every one of `needles`.
+void expect_one_line_error(const RunOutcome& o, int code, const std::vector<std::string>& needles);
+
+// setpriv arguments that run the rest of a command as nobody (65534), and whether this
+// test process can use them (root with setpriv installed).
+extern const std::vector<std::string> kAsNobody;
+bool can_be_nobody();
 
 } // namespace svtest

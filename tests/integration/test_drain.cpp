@@ -10,21 +10,16 @@
 using namespace svtest;
 
 TEST_CASE("drain: a worker ignoring SIGTERM is SIGKILLed with its process group at --drain-timeout") {
-    TempDir dir;
-    const std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, fake_exec(dir, "--ignore-term --spawn-grandchild")));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--drain-timeout", "500ms"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    auto report = wait_report(report_prefix(dir), w1, 3.0);
+    Serving f;
+    REQUIRE(write_script(f.script, fake_exec(f.dir, "--ignore-term --spawn-grandchild")));
+    Supervised& sv = f.start({.options = {"--drain-timeout", "500ms"}});
+    const pid_t w1 = f.w1;
+    auto report = wait_report(f.report(), w1, 3.0);
     REQUIRE(report.count("grandchild"));
     pid_t grandchild = std::stoi(report["grandchild"]);
     REQUIRE(pid_alive(grandchild));
 
-    REQUIRE(write_script(script, fake_exec(dir)));
+    REQUIRE(write_script(f.script, fake_exec(f.dir)));
     REQUIRE(sv.hup());
     pid_t w2 = sv.wait_upgrade_done(2);
     REQUIRE(w2 > 0);
@@ -34,45 +29,35 @@ TEST_CASE("drain: a worker ignoring SIGTERM is SIGKILLed with its process group 
     CHECK(sv.wait_log("exited gen=1 pid=" + std::to_string(w1) + " signal=SIGKILL"));
     CHECK(wait_until([&] { return !pid_alive(w1); }, 2.0));
     CHECK_MESSAGE(wait_until([&] { return !pid_alive(grandchild); }, 2.0), "grandchild ", grandchild, " survived");
-    auto r = http_get(port);
+    auto r = http_get(f.port);
     REQUIRE(r);
     CHECK_EQ(parse_pid_gen(r->body), std::pair<long, long>{w2, 2});
 }
 
 TEST_CASE("drain: a draining worker may take its time below the timeout and exits 0") {
-    TempDir dir;
-    const std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, fake_exec(dir, "--drain-ms 300")));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--drain-timeout", "5s"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    REQUIRE(sv.wait_port() > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
+    Serving f;
+    REQUIRE(write_script(f.script, fake_exec(f.dir, "--drain-ms 300")));
+    Supervised& sv = f.start({.options = {"--drain-timeout", "5s"}});
     REQUIRE(sv.hup());
     REQUIRE(sv.wait_upgrade_done(2) > 0);
-    auto exited = sv.wait_log("exited gen=1 pid=" + std::to_string(w1) + R"( exit=0 drain_ms=(\d+))", 3.0);
+    auto exited = sv.wait_log("exited gen=1 pid=" + std::to_string(f.w1) + R"( exit=0 drain_ms=(\d+))", 3.0);
     REQUIRE(exited);
     CHECK_GE(std::stoi((*exited)[1]), 250);
     CHECK_EQ(sv.count("drain timeout"), 0u);
 }
 
 TEST_CASE("drain: a serving worker that crashes is respawned; clients queue meanwhile") {
-    TempDir dir;
-    const std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, fake_exec(dir, "--exit-after-ready-ms 300")));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
+    Serving f;
+    REQUIRE(write_script(f.script, fake_exec(f.dir, "--exit-after-ready-ms 300")));
+    Supervised& sv = f.start();
+    const pid_t w1 = f.w1;
     // gen=1 runs the fake worker (it said READY=1), so the next spawn reads the new script.
-    REQUIRE(write_script(script, fake_exec(dir)));
+    REQUIRE(write_script(f.script, fake_exec(f.dir)));
 
     REQUIRE(sv.wait_log("worker died gen=1 pid=" + std::to_string(w1) + " exit=3 uptime_ms=\\d+", 3.0));
     // Nothing serves now, but the socket stays open: this request waits for the respawn,
     // which takes gen=1's slot and keeps its generation.
-    auto r = http_get(port, "/", 5.0);
+    auto r = http_get(f.port, "/", 5.0);
     REQUIRE(r);
     CHECK_EQ(r->status, 200);
     CHECK(sv.wait_log(R"(respawn gen=1 in_ms=\d+)"));
@@ -80,36 +65,27 @@ TEST_CASE("drain: a serving worker that crashes is respawned; clients queue mean
     pid_t w2 = std::stoi(find_log_lines(sv.log(), R"(ready gen=1 pid=(\d+))").back()[1]);
     CHECK_NE(w2, w1);
     CHECK_EQ(parse_pid_gen(r->body), std::pair<long, long>{w2, 1});
-    r = http_get(port);
+    r = http_get(f.port);
     REQUIRE(r);
     CHECK_EQ(parse_pid_gen(r->body), std::pair<long, long>{w2, 1});
 }
 
 TEST_CASE("drain: SIGKILL of the supervisor sends the drain signal to its worker (PDEATHSIG)") {
-    TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {bins().fake_worker, "--report", report_prefix(dir)});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
+    Serving f;
+    Supervised& sv = f.start({.command = f.fake_worker()});
     REQUIRE(sv.proc().signal(SIGKILL));
     auto st = sv.proc().wait_exit(3.0);
     REQUIRE(st);
     CHECK(WIFSIGNALED(*st));
-    CHECK_MESSAGE(wait_until([&] { return !pid_alive(w1); }, 3.0), "worker ", w1, " outlived its supervisor");
-    CHECK(find_log_line(sv.log(), "fake_worker pid=" + std::to_string(w1) + " gen=1 draining"));
-    CHECK(wait_until([&] { return !can_connect(port); }, 2.0));
+    CHECK_MESSAGE(wait_until([&] { return !pid_alive(f.w1); }, 3.0), "worker ", f.w1, " outlived its supervisor");
+    CHECK(find_log_line(sv.log(), "fake_worker pid=" + std::to_string(f.w1) + " gen=1 draining"));
+    CHECK(wait_until([&] { return !can_connect(f.port); }, 2.0));
 }
 
 TEST_CASE("drain: a second SIGTERM while a worker ignores the first kills it at once; exit 0") {
-    TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"},
-                  {bins().fake_worker, "--report", report_prefix(dir), "--ignore-term"});
-    INFO("supervisor log:\n", tail(sv.log()));
-    REQUIRE(sv.wait_port() > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
+    Serving f;
+    Supervised& sv = f.start({.command = f.fake_worker({"--ignore-term"})});
+    const pid_t w1 = f.w1;
     REQUIRE(sv.term());
     REQUIRE(sv.wait_log("draining gen=1 pid=" + std::to_string(w1) + " signal=SIGTERM timeout=30s"));
     CHECK(pid_alive(w1));
@@ -121,54 +97,34 @@ TEST_CASE("drain: a second SIGTERM while a worker ignores the first kills it at 
     CHECK(svtest::wait_log(sv.proc(), "second stop request: killing 1 worker\\(s\\) now", 3.0, true));
     auto st = sv.proc().wait_exit(3.0);
     REQUIRE_MESSAGE(st, "the supervisor did not exit within 3s of the second SIGTERM");
-    CHECK_MESSAGE((WIFEXITED(*st) && WEXITSTATUS(*st) == 0), describe_status(st));
+    CHECK_MESSAGE(exit_code_of(st) == 0, describe_status(st));
     CHECK(find_log_line(sv.log(), "exited gen=1 pid=" + std::to_string(w1) + " signal=SIGKILL"));
     CHECK(wait_until([&] { return !pid_alive(w1); }, 2.0));
 }
 
 TEST_CASE("drain: SIGTERM while an upgrade is in flight drains both generations; exit 0") {
-    TempDir dir;
-    const std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, fake_exec(dir)));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    REQUIRE(write_script(script, fake_exec(dir, "--never-ready")));
-    REQUIRE(sv.hup());
-    auto spawned = sv.wait_log(R"(spawned gen=2 pid=(\d+))");
-    REQUIRE(spawned);
-    pid_t w2 = std::stoi((*spawned)[1]);
-    REQUIRE_EQ(wait_report(report_prefix(dir), w2, 3.0)["pid"], std::to_string(w2));
-    REQUIRE(sv.term());
-    auto st = sv.proc().wait_exit(3.0);
-    REQUIRE_MESSAGE(st, "the supervisor did not exit within 3s of SIGTERM");
-    CHECK_MESSAGE((WIFEXITED(*st) && WEXITSTATUS(*st) == 0), describe_status(st));
+    Serving f;
+    Supervised& sv = f.start();
+    const pid_t w1 = f.w1;
+    pid_t w2 = f.upgrade_to("--never-ready");
+    expect_clean_stop(sv, 3.0);
     CHECK(find_log_line(sv.log(), "exited gen=1 pid=" + std::to_string(w1) + " exit=0 "));
     CHECK(find_log_line(sv.log(), "exited gen=2 pid=" + std::to_string(w2) + " exit=0 "));
     CHECK(wait_until([&] { return !pid_alive(w1) && !pid_alive(w2); }, 2.0));
-    CHECK_FALSE(can_connect(port));
+    CHECK_FALSE(can_connect(f.port));
 }
 
 TEST_CASE("drain: the serving worker dies during an upgrade; the new generation takes over when ready") {
-    TempDir dir;
-    const std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, fake_exec(dir, "--exit-after-ready-ms 300")));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    REQUIRE(write_script(script, fake_exec(dir, "--ready-after-ms 1000")));
+    Serving f;
+    REQUIRE(write_script(f.script, fake_exec(f.dir, "--exit-after-ready-ms 300")));
+    Supervised& sv = f.start();
+    REQUIRE(write_script(f.script, fake_exec(f.dir, "--ready-after-ms 1000")));
     REQUIRE(sv.hup());
     REQUIRE(sv.wait_log("spawned gen=2 pid=\\d+"));
-    REQUIRE(sv.wait_log("worker died gen=1 pid=" + std::to_string(w1) + " exit=3 uptime_ms=\\d+", 3.0));
+    REQUIRE(sv.wait_log("worker died gen=1 pid=" + std::to_string(f.w1) + " exit=3 uptime_ms=\\d+", 3.0));
     CHECK_EQ(sv.count("ready gen=2"), 0u);  // this test needs gen=1 to die first
     // Nothing accepts until gen=2 is ready: this request waits in the kernel's queue.
-    auto r = http_get(port, "/", 5.0);
+    auto r = http_get(f.port, "/", 5.0);
     REQUIRE(r);
     pid_t w2 = sv.wait_ready(2);
     REQUIRE(w2 > 0);
@@ -179,33 +135,21 @@ TEST_CASE("drain: the serving worker dies during an upgrade; the new generation 
 
 TEST_CASE("drain: --drain-signal QUIT is what the old demo worker gets, and it exits 0") {
     REQUIRE(have_program(bins().demo_worker));
-    TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--drain-signal", "QUIT"}, {bins().demo_worker});
-    INFO("supervisor log:\n", tail(sv.log()));
-    REQUIRE(sv.wait_port() > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
+    Serving f;
+    Supervised& sv = f.start({.options = {"--drain-signal", "QUIT"}, .command = {bins().demo_worker}});
     REQUIRE(sv.hup());
     REQUIRE(sv.wait_upgrade_done(2) > 0);
-    CHECK(sv.wait_log("draining gen=1 pid=" + std::to_string(w1) + " signal=SIGQUIT"));
-    CHECK(sv.wait_log("exited gen=1 pid=" + std::to_string(w1) + " exit=0 "));
+    CHECK(sv.wait_log("draining gen=1 pid=" + std::to_string(f.w1) + " signal=SIGQUIT"));
+    CHECK(sv.wait_log("exited gen=1 pid=" + std::to_string(f.w1) + " exit=0 "));
 }
 
 TEST_CASE("drain: on stop, a worker ignoring SIGTERM is killed at --drain-timeout; exit 0") {
-    TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--drain-timeout", "300ms"},
-                  {bins().fake_worker, "--report", report_prefix(dir), "--ignore-term", "--spawn-grandchild"});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    pid_t grandchild = std::stoi(wait_report(report_prefix(dir), w1, 3.0)["grandchild"]);
-    REQUIRE(sv.term());
-    auto st = sv.proc().wait_exit(3.0);
-    REQUIRE_MESSAGE(st, "the supervisor did not exit within 3s of SIGTERM");
-    CHECK_MESSAGE((WIFEXITED(*st) && WEXITSTATUS(*st) == 0), describe_status(st));
-    CHECK(find_log_line(sv.log(), "drain timeout gen=1 pid=" + std::to_string(w1) + " after 300ms"));
-    CHECK(wait_until([&] { return !pid_alive(w1) && !pid_alive(grandchild); }, 2.0));
-    CHECK_FALSE(can_connect(port));
+    Serving f;
+    Supervised& sv = f.start({.options = {"--drain-timeout", "300ms"},
+                              .command = f.fake_worker({"--ignore-term", "--spawn-grandchild"})});
+    pid_t grandchild = std::stoi(wait_report(f.report(), f.w1, 3.0)["grandchild"]);
+    expect_clean_stop(sv, 3.0);
+    CHECK(find_log_line(sv.log(), "drain timeout gen=1 pid=" + std::to_string(f.w1) + " after 300ms"));
+    CHECK(wait_until([&] { return !pid_alive(f.w1) && !pid_alive(grandchild); }, 2.0));
+    CHECK_FALSE(can_connect(f.port));
 }

@@ -2,15 +2,13 @@
 // Skipped with a message when the interpreter or the worker file is missing.
 #include <doctest/doctest.h>
 
-#include <sys/wait.h>
-
 #include "harness.h"
 
 using namespace svtest;
 
 namespace {
 
-void run_language_worker(const std::string& interpreter, const std::string& file, std::vector<std::string> options) {
+void run_language_worker(const std::string& interpreter, const std::string& file, const std::vector<std::string>& ready) {
     if (file.empty() || !file_exists(file)) {
         MESSAGE("skipped: worker file '", file, "' is missing");
         return;
@@ -19,14 +17,10 @@ void run_language_worker(const std::string& interpreter, const std::string& file
         MESSAGE("skipped: '", interpreter, "' is not installed");
         return;
     }
-    TempDir dir;
-    options.insert(options.begin(), {"-l", "127.0.0.1:0"});
-    Supervised sv(dir, options, {interpreter, file});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1, 15.0);
-    REQUIRE(w1 > 0);
+    Serving f;
+    Supervised& sv = f.start({.command = {interpreter, file}, .ready = ready, .seconds = 15.0});
+    const int port = f.port;
+    const pid_t w1 = f.w1;
     auto r = http_get(port, "/", 5.0);
     REQUIRE(r);
     CHECK_EQ(r->status, 200);

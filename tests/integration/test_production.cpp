@@ -61,18 +61,14 @@ long line_of(const std::string& log, const std::string& regex) {
 } // namespace
 
 TEST_CASE("production: --workers 3 runs three workers with indices 0-2; an upgrade replaces all three at once") {
-    TempDir dir;
-    std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, info_script(dir)));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--workers", "3"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
+    Serving f;
+    REQUIRE(write_script(f.script, info_script(f.dir)));
+    Supervised& sv = f.start({.options = {"--workers", "3"}, .await = Serving::Await::Port});
     REQUIRE(wait_until([&] { return ready_pids(sv, 1).size() == 3; }, 5.0, &sv.proc()));
     auto gen1 = ready_pids(sv, 1);
     std::set<std::string> indices;
     for (pid_t p : gen1) {
-        auto info = info_of(dir, p);
+        auto info = info_of(f.dir, p);
         CHECK_EQ(info["gen"], "1");
         indices.insert(info["index"]);
     }
@@ -88,18 +84,15 @@ TEST_CASE("production: --workers 3 runs three workers with indices 0-2; an upgra
     CHECK(last_ready >= 0);
     CHECK(line_of(log, "draining gen=1") > last_ready);
     for (pid_t p : gen1) CHECK(sv.wait_log("exited gen=1 pid=" + std::to_string(p) + " exit=0 "));
-    auto r = http_get(port);
+    auto r = http_get(f.port);
     REQUIRE(r);
     CHECK_EQ(parse_pid_gen(r->body).second, 2);
 }
 
 TEST_CASE("production: --upgrade rolling replaces one slot at a time, each new worker ready before its old one drains") {
-    TempDir dir;
-    std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, info_script(dir)));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--workers", "2", "--upgrade", "rolling"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    REQUIRE(sv.wait_port() > 0);
+    Serving f;
+    REQUIRE(write_script(f.script, info_script(f.dir)));
+    Supervised& sv = f.start({.options = {"--workers", "2", "--upgrade", "rolling"}, .await = Serving::Await::Port});
     REQUIRE(wait_until([&] { return ready_pids(sv, 1).size() == 2; }, 5.0, &sv.proc()));
     REQUIRE(sv.hup());
     REQUIRE(sv.wait_log("upgrade done gen=2", 5.0));
@@ -121,16 +114,12 @@ TEST_CASE("production: --user/--group run workers unprivileged, with the user's 
         MESSAGE("skipped: needs root");
         return;
     }
-    TempDir dir;
-    REQUIRE(::chmod(dir.path().c_str(), 0777) == 0);  // the worker writes its info and report here
-    std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, info_script(dir)));
+    Serving f;
+    REQUIRE(::chmod(f.dir.path().c_str(), 0777) == 0);  // the worker writes its info and report here
+    REQUIRE(write_script(f.script, info_script(f.dir)));
     SUBCASE("--user nobody") {
-        Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--user", "nobody"}, {script});
-        INFO("supervisor log:\n", tail(sv.log()));
-        pid_t w = sv.wait_ready(1);
-        REQUIRE(w > 0);
-        auto info = info_of(dir, w);
+        Supervised& sv = f.start({.options = {"--user", "nobody"}});
+        auto info = info_of(f.dir, f.w1);
         CHECK_EQ(info["uid"], "65534");
         CHECK_EQ(info["gid"], "65534");
         CHECK_EQ(info["groups"], "65534");
@@ -139,32 +128,26 @@ TEST_CASE("production: --user/--group run workers unprivileged, with the user's 
         CHECK(sv.wait_upgrade_done(2) > 0);
     }
     SUBCASE("--user nobody --group daemon: primary group replaced") {
-        Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--user", "nobody", "--group", "daemon"}, {script});
-        INFO("supervisor log:\n", tail(sv.log()));
-        pid_t w = sv.wait_ready(1);
-        REQUIRE(w > 0);
-        auto info = info_of(dir, w);
+        f.start({.options = {"--user", "nobody", "--group", "daemon"}});
+        auto info = info_of(f.dir, f.w1);
         CHECK_EQ(info["uid"], "65534");
         CHECK_EQ(info["gid"], "1");
     }
 }
 
 TEST_CASE("production: --env-file is re-read at each upgrade; a broken one fails the upgrade with its line number") {
-    TempDir dir;
-    std::string script = dir.file("worker.sh"), env = dir.file("app.env");
-    REQUIRE(write_script(script, info_script(dir)));
+    Serving f;
+    const std::string env = f.dir.file("app.env");
+    REQUIRE(write_script(f.script, info_script(f.dir)));
     REQUIRE(write_file(env, "# app settings\nGREETING=hello\n"));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--env-file", env}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    CHECK_EQ(info_of(dir, w1)["greeting"], "hello");
+    Supervised& sv = f.start({.options = {"--env-file", env}});
+    CHECK_EQ(info_of(f.dir, f.w1)["greeting"], "hello");
 
     REQUIRE(write_file(env, "GREETING=bye\n"));
     REQUIRE(sv.hup());
     pid_t w2 = sv.wait_upgrade_done(2);
     REQUIRE(w2 > 0);
-    CHECK_EQ(info_of(dir, w2)["greeting"], "bye");
+    CHECK_EQ(info_of(f.dir, w2)["greeting"], "bye");
 
     REQUIRE(write_file(env, "GREETING=ok\nthis line is wrong\n"));
     REQUIRE(sv.hup());
@@ -173,17 +156,14 @@ TEST_CASE("production: --env-file is re-read at each upgrade; a broken one fails
 }
 
 TEST_CASE("production: --chdir is resolved at every spawn, so a switched release symlink is picked up") {
-    TempDir dir;
+    Serving f;
+    const TempDir& dir = f.dir;
     REQUIRE(::mkdir(dir.file("v1").c_str(), 0755) == 0);
     REQUIRE(::mkdir(dir.file("v2").c_str(), 0755) == 0);
     REQUIRE(::symlink("v1", dir.file("current").c_str()) == 0);
-    std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, info_script(dir)));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--chdir", dir.file("current")}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    CHECK(info_of(dir, w1)["cwd"].ends_with("/v1"));
+    REQUIRE(write_script(f.script, info_script(dir)));
+    Supervised& sv = f.start({.options = {"--chdir", dir.file("current")}});
+    CHECK(info_of(dir, f.w1)["cwd"].ends_with("/v1"));
     REQUIRE(::unlink(dir.file("current").c_str()) == 0);
     REQUIRE(::symlink("v2", dir.file("current").c_str()) == 0);
     REQUIRE(sv.hup());
@@ -193,33 +173,25 @@ TEST_CASE("production: --chdir is resolved at every spawn, so a switched release
 }
 
 TEST_CASE("production: --pre-check runs before each upgrade; a failure keeps the old generation, with its output") {
-    TempDir dir;
-    std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, fake_exec(dir)));
-    std::string check = "if [ -e " + sh_quote(dir.file("broken")) + " ]; then echo 'config test failed: line 7'; exit 4; fi";
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--pre-check", check}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    REQUIRE(write_file(dir.file("broken"), "x"));
+    Serving f;
+    const std::string broken = f.dir.file("broken");
+    std::string check = "if [ -e " + sh_quote(broken) + " ]; then echo 'config test failed: line 7'; exit 4; fi";
+    Supervised& sv = f.start({.options = {"--pre-check", check}});
+    REQUIRE(write_file(broken, "x"));
     REQUIRE(sv.hup());
     CHECK(sv.wait_log("upgrade failed gen=2 reason=\"pre-check failed \\(exit=4\\): config test failed: line 7\""));
     CHECK_EQ(sv.count("spawned gen=2"), 0u);
-    CHECK(pid_alive(w1));
-    REQUIRE(::unlink(dir.file("broken").c_str()) == 0);
+    CHECK(pid_alive(f.w1));
+    REQUIRE(::unlink(broken.c_str()) == 0);
     REQUIRE(sv.hup());
     CHECK(sv.wait_log("pre-check passed gen=3"));
     CHECK(sv.wait_upgrade_done(3) > 0);
 }
 
 TEST_CASE("production: --log-workers tags each output line with generation and pid") {
-    TempDir dir;
-    std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, "echo 'to stdout'\necho 'to stderr' >&2\n" + fake_exec(dir)));
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--log-workers"}, {script});
-    INFO("supervisor log:\n", tail(sv.log()));
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
-    CHECK(sv.wait_log("supervisor\\[\\d+\\]: worker gen=1 pid=" + std::to_string(w1) + " stdout: to stdout"));
-    CHECK(sv.wait_log("supervisor\\[\\d+\\]: worker gen=1 pid=" + std::to_string(w1) + " stderr: to stderr"));
+    Serving f;
+    REQUIRE(write_script(f.script, "echo 'to stdout'\necho 'to stderr' >&2\n" + fake_exec(f.dir)));
+    Supervised& sv = f.start({.options = {"--log-workers"}});
+    CHECK(sv.wait_log("supervisor\\[\\d+\\]: worker gen=1 pid=" + std::to_string(f.w1) + " stdout: to stdout"));
+    CHECK(sv.wait_log("supervisor\\[\\d+\\]: worker gen=1 pid=" + std::to_string(f.w1) + " stderr: to stderr"));
 }

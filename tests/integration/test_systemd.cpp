@@ -2,49 +2,34 @@
 // and our own sd_notify messages to the service manager, in order, around an upgrade.
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "harness.h"
 
 using namespace svtest;
 
 namespace {
 
-// A free 127.0.0.1 port: bound to 0, read back, closed. systemd-socket-activate needs a
-// number; the window in which another process could take it is accepted for a test.
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    int port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0 &&
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0)
-        port = ntohs(sa.sin_port);
-    ::close(fd);
-    return port;
+bool have_socket_activate() {
+    if (have_program("systemd-socket-activate")) return true;
+    MESSAGE("skipped: systemd-socket-activate is not installed (Debian package systemd)");
+    return false;
+}
+
+// systemd-socket-activate listening on 127.0.0.1:port, passing the socket as `name`; it execs
+// the supervisor (same pid) on the first connection; setsid (also an exec) keeps its signal
+// handling away from the test's process group.
+std::vector<std::string> socket_activate(int port, const std::string& name) {
+    return {"setsid", "systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port), "--fdname=" + name};
 }
 
 } // namespace
 
 TEST_CASE("systemd: socket activation passes the socket; requests are served and an upgrade works") {
-    if (!have_program("systemd-socket-activate")) {
-        MESSAGE("skipped: systemd-socket-activate is not installed (Debian package systemd)");
-        return;
-    }
-    TempDir dir;
-    int port = free_port();
+    if (!have_socket_activate()) return;
+    Serving f;
+    int port = net::free_port();
     REQUIRE(port > 0);
-    // systemd-socket-activate execs the supervisor (same pid) on the first connection; setsid
-    // (also an exec) keeps its signal handling away from the test's process group.
-    Supervised sv(dir, {"--ready", "notify"}, {bins().demo_worker}, nullptr,
-                  {"setsid", "systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port), "--fdname=http"});
-    INFO("supervisor log:\n", tail(sv.log()));
+    Supervised& sv = f.start({.command = {bins().demo_worker}, .listen = {}, .prefix = socket_activate(port, "http"),
+                              .await = Serving::Await::Nothing});
     // The first request that connects arrives before the supervisor even runs: the kernel
     // queues it until the worker accepts.
     std::optional<Response> first;
@@ -60,50 +45,35 @@ TEST_CASE("systemd: socket activation passes the socket; requests are served and
     auto r = wait_served_by(port, w2);
     REQUIRE(r);
     CHECK_EQ(parse_pid_gen(r->body), std::pair<long, long>{w2, 2});
-    REQUIRE(sv.term());
-    auto st = sv.proc().wait_exit(5.0);
-    REQUIRE(st);
-    CHECK_EQ(WEXITSTATUS(*st), 0);
+    expect_clean_stop(sv);
 }
 
 TEST_CASE("systemd: --listen NAME=… takes the adopted socket of that name instead of binding") {
-    if (!have_program("systemd-socket-activate")) {
-        MESSAGE("skipped: systemd-socket-activate is not installed (Debian package systemd)");
-        return;
-    }
-    TempDir dir;
-    int port = free_port();
+    if (!have_socket_activate()) return;
+    Serving f;
+    int port = net::free_port();
     REQUIRE(port > 0);
     // The spec names a port that is taken: binding it would fail, adopting it cannot.
-    int blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    REQUIRE(::bind(blocker, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-    REQUIRE(::listen(blocker, 1) == 0);
-    REQUIRE(::getsockname(blocker, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
-    std::string taken = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
-    Supervised sv(dir, {"--ready", "notify", "--listen", "web=" + taken}, {bins().demo_worker}, nullptr,
-                  {"setsid", "systemd-socket-activate", "-l", "127.0.0.1:" + std::to_string(port), "--fdname=web"});
-    INFO("supervisor log:\n", tail(sv.log()));
+    int taken_port = 0;
+    net::Fd blocker = net::listen_loopback(&taken_port);
+    REQUIRE(blocker.valid());
+    std::string taken = "127.0.0.1:" + std::to_string(taken_port);
+    Supervised& sv = f.start({.command = {bins().demo_worker}, .listen = {"--listen", "web=" + taken},
+                              .prefix = socket_activate(port, "web"), .await = Serving::Await::Nothing});
     std::optional<Response> r;
     wait_until([&] { return (r = http_get(port, "/", 5.0)).has_value(); }, 5.0, &sv.proc());
-    ::close(blocker);
+    blocker.reset();
     REQUIRE(r);
     CHECK_EQ(r->status, 200);
     CHECK(sv.wait_log("listening name=web addr=127.0.0.1:" + std::to_string(port) + " fd=3"));
 }
 
 TEST_CASE("systemd: READY=1, then RELOADING=1 and READY=1 around an upgrade and a rollback, then STOPPING=1") {
-    TempDir dir;
+    Serving f;
     NotifyListener systemd;
     REQUIRE_FALSE(systemd.name().empty());
-    std::string script = dir.file("worker.sh");
-    REQUIRE(write_script(script, fake_exec(dir)));
     auto env = environment_with({"NOTIFY_SOCKET=" + systemd.name()});
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--drain-timeout", "7s"}, {script}, &env);
-    INFO("supervisor log:\n", tail(sv.log()));
+    Supervised& sv = f.start({.options = {"--drain-timeout", "7s"}, .env = &env, .await = Serving::Await::Nothing});
 
     auto next = [&] { return systemd.receive(5.0).value_or("(nothing)"); };
     auto m1 = next();
@@ -118,7 +88,7 @@ TEST_CASE("systemd: READY=1, then RELOADING=1 and READY=1 around an upgrade and 
     CHECK(m3.find("READY=1") != std::string::npos);
     CHECK(m3.find("serving gen=2") != std::string::npos);
 
-    REQUIRE(write_script(script, "exit 1"));
+    REQUIRE(write_script(f.script, "exit 1"));
     REQUIRE(sv.hup());
     auto m4 = next();
     CHECK(m4.find("RELOADING=1") != std::string::npos);
@@ -133,5 +103,5 @@ TEST_CASE("systemd: READY=1, then RELOADING=1 and READY=1 around an upgrade and 
     CHECK(m6.find("EXTEND_TIMEOUT_USEC=12000000") != std::string::npos);  // drain timeout 7s + 5s
     auto st = sv.proc().wait_exit(5.0);
     REQUIRE(st);
-    CHECK_EQ(WEXITSTATUS(*st), 0);
+    CHECK_EQ(exit_code_of(st), 0);
 }

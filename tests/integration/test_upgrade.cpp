@@ -2,10 +2,6 @@
 // and a burst of requests coalesces into at most one running plus one queued upgrade.
 #include <doctest/doctest.h>
 
-#include <dirent.h>
-#include <sys/wait.h>
-
-#include <chrono>
 #include <cstdio>
 #include <set>
 
@@ -14,19 +10,6 @@
 using namespace svtest;
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-size_t open_fd_count(pid_t pid) {
-    size_t n = 0;
-    if (DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-        while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
-        closedir(d);
-    }
-    return n;
-}
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // One request; false when it failed in any way (refused, reset, timeout, not 200, bad body).
 bool request_ok(int port, std::set<long>* pids, std::set<long>* gens = nullptr) {
@@ -43,13 +26,10 @@ bool request_ok(int port, std::set<long>* pids, std::set<long>* gens = nullptr) 
 
 TEST_CASE("upgrade: SIGHUP starts gen=2, which serves; gen=1 drains and exits 0") {
     REQUIRE(have_program(bins().demo_worker));
-    TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {bins().demo_worker});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    pid_t w1 = sv.wait_ready(1);
-    REQUIRE(w1 > 0);
+    Serving f;
+    Supervised& sv = f.start({.command = {bins().demo_worker}});
+    const int port = f.port;
+    const pid_t w1 = f.w1;
     auto r = http_get(port);
     REQUIRE(r);
     CHECK_EQ(parse_pid_gen(r->body), std::pair<long, long>{w1, 1});
@@ -72,22 +52,19 @@ TEST_CASE("upgrade: SIGHUP starts gen=2, which serves; gen=1 drains and exits 0"
 
 TEST_CASE("upgrade: three upgrades under a sequential client loop fail no request") {
     REQUIRE(have_program(bins().demo_worker));
-    TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {bins().demo_worker});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    REQUIRE(sv.wait_ready(1) > 0);
+    Serving f;
+    Supervised& sv = f.start({.command = {bins().demo_worker}});
+    const int port = f.port;
 
-    const size_t fds_before = open_fd_count(sv.pid());
+    const size_t fds_before = proc::open_fds(sv.pid()).size();
     constexpr unsigned kUpgrades = 3;
     std::set<long> pids, gens;
     unsigned requests = 0, failures = 0, sent = 0;
     size_t done = 0;
-    auto start = Clock::now();
+    Stopwatch start;
     // A new connection per request, for at least 2 s and until the third upgrade is done;
     // each SIGHUP waits for the previous "upgrade done". Bounded at 15 s.
-    while (seconds_since(start) < 15.0 && sv.proc().alive()) {
+    while (start.seconds() < 15.0 && sv.proc().alive()) {
         requests++;
         if (!request_ok(port, &pids, &gens)) failures++;
         done = sv.count("upgrade done gen=");
@@ -95,7 +72,7 @@ TEST_CASE("upgrade: three upgrades under a sequential client loop fail no reques
             REQUIRE(sv.hup());
             sent++;
         }
-        if (done >= kUpgrades && seconds_since(start) >= 2.0) break;
+        if (done >= kUpgrades && start.seconds() >= 2.0) break;
     }
     std::printf("three upgrades: requests=%u failures=%u distinct_pids=%zu upgrades_done=%zu\n", requests, failures,
                 pids.size(), done);
@@ -107,17 +84,14 @@ TEST_CASE("upgrade: three upgrades under a sequential client loop fail no reques
     CHECK(sv.wait_log("exited gen=3 "));
     CHECK_EQ(sv.count("exited gen=\\d+ pid=\\d+ exit=0 "), sv.count("exited gen="));
     // Nothing accumulates in the supervisor across upgrades (pipes, sockets, timers' fds).
-    CHECK_EQ(open_fd_count(sv.pid()), fds_before);
+    CHECK_EQ(proc::open_fds(sv.pid()).size(), fds_before);
 }
 
 TEST_CASE("upgrade: a burst of 50 SIGHUPs coalesces into at most two upgrades, service uninterrupted") {
     REQUIRE(have_program(bins().demo_worker));
-    TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify"}, {bins().demo_worker});
-    INFO("supervisor log:\n", tail(sv.log()));
-    int port = sv.wait_port();
-    REQUIRE(port > 0);
-    REQUIRE(sv.wait_ready(1) > 0);
+    Serving f;
+    Supervised& sv = f.start({.command = {bins().demo_worker}});
+    const int port = f.port;
 
     for (int i = 0; i < 50; i++) REQUIRE(sv.hup());
 
@@ -129,8 +103,8 @@ TEST_CASE("upgrade: a burst of 50 SIGHUPs coalesces into at most two upgrades, s
     };
     std::set<long> pids;
     unsigned requests = 0, failures = 0;
-    auto start = Clock::now();
-    while (!settled() && seconds_since(start) < 10.0 && sv.proc().alive()) {
+    Stopwatch start;
+    while (!settled() && start.seconds() < 10.0 && sv.proc().alive()) {
         requests++;
         if (!request_ok(port, &pids)) failures++;
     }

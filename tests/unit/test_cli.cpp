@@ -2,8 +2,10 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include "supervisor/cli.h"
+#include "supervisor_version.h"
 
 using namespace sv;
 
@@ -100,6 +102,21 @@ TEST_CASE("--help and --version exit 0 with text for stdout") {
     CHECK(e->text.find("Exit codes") != std::string::npos);
     auto v = parse({"--version"});
     CHECK_EQ(std::get<CliExit>(v).code, 0);
+}
+
+// meson test passes project(version:) as SV_PROJECT_VERSION (tests/meson.build): the binary
+// must say the version the build was configured with, not a copy of it. Run by hand,
+// without that variable, only the generated header is compared.
+TEST_CASE("--version prints the version from meson's project()") {
+    const char* from_meson = std::getenv("SV_PROJECT_VERSION");
+    if (from_meson == nullptr) MESSAGE("SV_PROJECT_VERSION is not set (not run by meson test): checking against kVersion");
+    const std::string expected = from_meson != nullptr ? from_meson : std::string(kVersion);
+    CHECK_FALSE(expected.empty());
+    auto v = parse({"--version"});
+    auto* e = std::get_if<CliExit>(&v);
+    REQUIRE(e != nullptr);
+    CHECK_EQ(e->code, 0);
+    CHECK_EQ(e->text, "supervisor " + expected + "\n");
 }
 
 TEST_CASE("--compat, --socket-mode, --socket-owner") {
