@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets of tests/fuzz/ with clang (ASan + UBSan) and runs each for
 # a bounded time, then prints executions, corpus size and crashes per target.
 #   scripts/fuzz.sh [--seconds N] [TARGET...]     (default: 60 s each, every target)
-# Targets: listen_spec parse notify_message control_request status_table cli.
+# Targets: listen_spec parse notify_message control_request status_table cli task_syscall
+# epoll_fdinfo socket_link pollfds fd_set proc_stat.
 # Exits 1 if any target crashed: the input is saved as build-fuzz/artifacts/<target>/crash-*;
 # copy it to tests/fuzz/regressions/<target>/ so the normal test run replays it forever.
 # Installs clang and libFuzzer (libclang-rt-14-dev) with apt-get when missing (as root).
@@ -21,7 +22,8 @@ while (($#)); do
   esac
 done
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || { echo "fuzz: --seconds must be a positive number" >&2; exit 2; }
-all=(listen_spec parse notify_message control_request status_table cli)
+all=(listen_spec parse notify_message control_request status_table cli
+     task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat)
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
   [[ -f tests/fuzz/fuzz_$t.cpp ]] || { echo "fuzz: unknown target '$t' (${all[*]})" >&2; exit 2; }
