@@ -96,19 +96,57 @@ std::vector<std::byte> read_memory(int pid, uint64_t addr, size_t size) {
     return buf;
 }
 
-// One process during one probe call: its fd table read once, shared by its threads.
+// What one thread was doing: its scheduler counters (schedstat: run time, wait time,
+// times run) and its system call line.
+struct ThreadSnapshot {
+    int tid = 0;
+    std::string schedstat;
+    std::string syscall;
+    bool operator==(const ThreadSnapshot&) const = default;
+};
+
+// Every thread of a process. Two equal snapshots in which no thread was running mean
+// that no thread ran in between: a thread that runs adds to its run time when it is
+// switched out, and one running now reads "running". Then nothing the probe looks at
+// (fd table, epoll sets, blocked calls, their argument memory) can have changed.
+struct ProcessSnapshot {
+    std::vector<ThreadSnapshot> threads;
+    bool settled = false;  // every thread read, none running
+    bool operator==(const ProcessSnapshot&) const = default;
+};
+
+ProcessSnapshot snapshot_threads(int dir) {
+    ProcessSnapshot snap;
+    snap.settled = true;
+    char path[64];
+    for (int tid : list_numbers(dir, "task")) {
+        ThreadSnapshot t;
+        t.tid = tid;
+        std::snprintf(path, sizeof path, "task/%d/schedstat", tid);
+        auto stat = read_text(dir, path);
+        std::snprintf(path, sizeof path, "task/%d/syscall", tid);
+        auto call = read_text(dir, path);
+        if (!stat || !call || call->rfind("running", 0) == 0) snap.settled = false;
+        t.schedstat = stat.value_or("");
+        t.syscall = call.value_or("");
+        snap.threads.push_back(std::move(t));
+    }
+    snap.settled = snap.settled && !snap.threads.empty();
+    return snap;
+}
+
+// One process during one probe call: its fd table read once, shared by its threads,
+// whose blocked calls come from the snapshot.
 class ProcessProbe {
 public:
-    ProcessProbe(int pid, const std::set<ino_t>& inodes) : pid_(pid), inodes_(inodes) {
-        dir_ = UniqueFd(::open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    }
+    ProcessProbe(int pid, int dir, const std::set<ino_t>& inodes) : pid_(pid), dir_(dir), inodes_(inodes) {}
 
-    ProbeResult probe() {
-        if (!dir_.valid() || !scan_fds() || listener_fds_.empty()) return std::nullopt;
+    ProbeResult probe(const ProcessSnapshot& snap) {
+        if (!scan_fds() || listener_fds_.empty()) return std::nullopt;
         const WaitSyscalls* table = host_wait_syscalls();
         if (!table) return std::nullopt;
-        for (int tid : list_numbers(dir_.get(), "task"))
-            if (auto how = thread_waits(*table, tid)) return Accepting{pid_, tid, *how};
+        for (const ThreadSnapshot& t : snap.threads)
+            if (auto how = thread_waits(*table, t.syscall)) return Accepting{pid_, t.tid, *how};
         for (int epfd : epoll_fds_)
             if (epoll_watches_listener(epfd)) return Accepting{pid_, 0, AcceptVia::Epoll};
         return std::nullopt;
@@ -118,7 +156,7 @@ private:
     // False when the fd table cannot be read (gone, or not ours to read).
     bool scan_fds() {
         char path[32];
-        int fd_dir = ::openat(dir_.get(), "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int fd_dir = ::openat(dir_, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd_dir < 0) return false;
         UniqueFd guard(fd_dir);
         for (int fd : list_numbers(fd_dir, ".")) {
@@ -133,11 +171,8 @@ private:
         return true;
     }
 
-    std::optional<AcceptVia> thread_waits(const WaitSyscalls& table, int tid) {
-        char path[48];
-        std::snprintf(path, sizeof path, "task/%d/syscall", tid);
-        auto text = read_text(dir_.get(), path);
-        auto call = text ? parse_task_syscall(*text) : std::nullopt;
+    std::optional<AcceptVia> thread_waits(const WaitSyscalls& table, const std::string& text) {
+        auto call = parse_task_syscall(text);
         auto wait = call ? classify_wait(table, *call) : std::nullopt;
         if (!wait) return std::nullopt;
         switch (wait->kind) {
@@ -162,7 +197,7 @@ private:
         if (auto known = epoll_verdicts_.find(epfd); known != epoll_verdicts_.end()) return known->second;
         char path[32];
         std::snprintf(path, sizeof path, "fdinfo/%d", epfd);
-        auto text = read_text(dir_.get(), path);
+        auto text = read_text(dir_, path);
         auto watches = text ? parse_epoll_fdinfo(*text) : std::nullopt;
         bool found = false;
         for (const EpollWatch& w : watches ? *watches : std::vector<EpollWatch>{})
@@ -191,12 +226,16 @@ private:
     }
 
     int pid_;
+    int dir_;  // /proc/PID, borrowed
     const std::set<ino_t>& inodes_;
-    UniqueFd dir_;  // /proc/PID: a recycled pid is not this directory
     std::set<int> listener_fds_;
     std::vector<int> epoll_fds_;
     std::map<int, bool> epoll_verdicts_;
 };
+
+UniqueFd open_proc_dir(int pid) {
+    return UniqueFd(::open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+}
 
 bool have_cap_sys_ptrace() {
     auto status = read_text(AT_FDCWD, "/proc/self/status");
@@ -234,11 +273,54 @@ std::string_view accept_via_name(AcceptVia how) {
     return "?";
 }
 
-ProbeResult probe_accepting(const std::vector<int>& pids, const std::set<ino_t>& listener_inodes) {
-    if (listener_inodes.empty()) return std::nullopt;
+struct AcceptProbe::Seen {
+    UniqueFd dir;  // /proc/PID: once the process is gone, a recycled pid is another directory
+    ProcessSnapshot snapshot;
+    ProbeResult verdict;
+};
+
+AcceptProbe::AcceptProbe() = default;
+AcceptProbe::~AcceptProbe() = default;
+AcceptProbe::AcceptProbe(AcceptProbe&&) noexcept = default;
+AcceptProbe& AcceptProbe::operator=(AcceptProbe&&) noexcept = default;
+
+ProbeResult AcceptProbe::probe(const std::vector<int>& pids, const std::set<ino_t>& listener_inodes) {
+    if (listener_inodes != inodes_) {
+        seen_.clear();
+        inodes_ = listener_inodes;
+    }
+    std::erase_if(seen_, [&](const auto& e) { return std::find(pids.begin(), pids.end(), e.first) == pids.end(); });
+    if (inodes_.empty()) return std::nullopt;
     for (int pid : pids)
-        if (auto found = ProcessProbe(pid, listener_inodes).probe()) return found;
+        if (auto found = probe_process(pid)) return found;
     return std::nullopt;
+}
+
+ProbeResult AcceptProbe::probe_process(int pid) {
+    auto it = seen_.find(pid);
+    if (it == seen_.end()) it = seen_.emplace(pid, std::make_unique<Seen>()).first;
+    Seen& s = *it->second;
+    ProcessSnapshot snap = s.dir.valid() ? snapshot_threads(s.dir.get()) : ProcessSnapshot{};
+    if (snap.threads.empty()) {  // first look, or the process we knew is gone
+        s = Seen{open_proc_dir(pid), {}, {}};
+        if (s.dir.valid()) snap = snapshot_threads(s.dir.get());
+    }
+    if (snap.threads.empty()) {
+        seen_.erase(it);
+        return std::nullopt;
+    }
+    if (snap.settled && snap == s.snapshot) {
+        stats_.reused++;
+        return s.verdict;
+    }
+    stats_.read++;
+    s.verdict = ProcessProbe(pid, s.dir.get(), inodes_).probe(snap);
+    s.snapshot = std::move(snap);
+    return s.verdict;
+}
+
+ProbeResult probe_accepting(const std::vector<int>& pids, const std::set<ino_t>& listener_inodes) {
+    return AcceptProbe().probe(pids, listener_inodes);
 }
 
 std::vector<int> list_generation_pids(int worker_pid) {

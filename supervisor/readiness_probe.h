@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -35,10 +37,41 @@ using ProbeResult = std::optional<Accepting>;
 // `listener_inodes` (as the worker sees it: whatever fd number it dup'ed the listener
 // to), or nullopt. Checked in this order per process: its threads' blocked syscalls
 // (accept, poll, select, epoll_wait), then its epoll sets. A process that holds no fd of
-// a listener is skipped after one pass over its fd table. Processes that vanish or cannot
-// be read count as not accepting (can_inspect says why up front). Each process's fd
-// table is read once per call whatever its thread count; fdinfo only for epoll fds,
-// memory only for the sets of threads blocked in poll/select.
+// a listener is not accepting. Processes that vanish or cannot be read count as not
+// accepting (can_inspect says why up front). Per process: its fd table is read once
+// whatever its thread count, fdinfo only for epoll fds, memory only for the sets of
+// threads blocked in poll/select.
+//
+// AcceptProbe also remembers each process between calls: when none of its threads has
+// run since the last look (same scheduler counters and blocked calls, none running),
+// nothing it could have changed is read again and the last verdict stands. Keep one per
+// starting generation and call it as often as wanted.
+class AcceptProbe {
+public:
+    AcceptProbe();
+    ~AcceptProbe();
+    AcceptProbe(AcceptProbe&&) noexcept;
+    AcceptProbe& operator=(AcceptProbe&&) noexcept;
+
+    ProbeResult probe(const std::vector<int>& pids, const std::set<ino_t>& listener_inodes);
+
+    // How many process looks were read in full, and how many reused (for measurements).
+    struct Stats {
+        unsigned long read = 0;
+        unsigned long reused = 0;
+    };
+    const Stats& stats() const { return stats_; }
+
+private:
+    struct Seen;
+    ProbeResult probe_process(int pid);
+
+    std::set<ino_t> inodes_;
+    std::map<int, std::unique_ptr<Seen>> seen_;
+    Stats stats_;
+};
+
+// A one-off AcceptProbe: reads everything.
 ProbeResult probe_accepting(const std::vector<int>& pids, const std::set<ino_t>& listener_inodes);
 
 // The worker and every live process in its process group or below it (by ppid), read
