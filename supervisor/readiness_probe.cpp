@@ -2,13 +2,12 @@
 // generation to see whether it waits for connections on an inherited listener.
 #include "supervisor/readiness_probe.h"
 
-#include <dirent.h>
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <linux/capability.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
@@ -19,6 +18,7 @@
 #include <map>
 #include <string>
 
+#include "supervisor/proc_io.h"
 #include "supervisor/proc_parse.h"
 #include "supervisor/unique_fd.h"
 
@@ -29,7 +29,6 @@ namespace {
 // entries are still checked); servers put their listeners first.
 constexpr long kMaxPollEntries = 4096;
 constexpr long kMaxSelectFds = 65536;
-constexpr size_t kMaxProcText = 64 * 1024;
 
 // The device of sockfs: every socket's st_dev, what an epoll watch's sdev must name for
 // its inode to be a socket's (inodes of other file systems may reuse the number).
@@ -40,60 +39,6 @@ dev_t sockfs_dev() {
         return s.valid() && ::fstat(s.get(), &st) == 0 ? st.st_dev : dev_t(0);
     }();
     return dev;
-}
-
-// The whole of a small /proc file relative to `dir`; nullopt with errno set on failure.
-std::optional<std::string> read_text(int dir, const char* path) {
-    UniqueFd fd(::openat(dir, path, O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return std::nullopt;
-    std::string out;
-    char buf[4096];
-    while (out.size() < kMaxProcText) {
-        ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return std::nullopt;
-        if (n == 0) break;
-        out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-}
-
-std::optional<std::string> read_link(int dir, const char* path) {
-    char buf[256];
-    ssize_t n = ::readlinkat(dir, path, buf, sizeof buf);
-    if (n < 0) return std::nullopt;
-    return std::string(buf, static_cast<size_t>(n));
-}
-
-// The numeric entries of a /proc directory (pids, tids, fds) opened relative to `dir`.
-std::vector<int> list_numbers(int dir, const char* path) {
-    std::vector<int> out;
-    int fd = ::openat(dir, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return out;
-    DIR* d = ::fdopendir(fd);  // owns fd from here
-    if (!d) {
-        ::close(fd);
-        return out;
-    }
-    while (struct dirent* e = ::readdir(d)) {
-        int n = 0;
-        const char* p = e->d_name;
-        if (*p < '0' || *p > '9') continue;
-        for (; *p >= '0' && *p <= '9' && n < 100000000; p++) n = n * 10 + (*p - '0');
-        if (*p == '\0') out.push_back(n);
-    }
-    ::closedir(d);
-    return out;
-}
-
-// Bytes of another process's memory; what could be read (possibly less than `size`).
-std::vector<std::byte> read_memory(int pid, uint64_t addr, size_t size) {
-    std::vector<std::byte> buf(size);
-    struct iovec local { buf.data(), size };
-    struct iovec remote { reinterpret_cast<void*>(addr), size };
-    ssize_t n = ::process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    buf.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    return buf;
 }
 
 // What one thread was doing: its scheduler counters (schedstat: run time, wait time,
@@ -233,9 +178,6 @@ private:
     std::map<int, bool> epoll_verdicts_;
 };
 
-UniqueFd open_proc_dir(int pid) {
-    return UniqueFd(::open(("/proc/" + std::to_string(pid)).c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-}
 
 bool have_cap_sys_ptrace() {
     auto status = read_text(AT_FDCWD, "/proc/self/status");
@@ -361,7 +303,7 @@ Result<Ok> can_inspect(int pid) {
     if (!host_wait_syscalls())
         return Error{ENOSYS, "--ready accepting knows the system calls of x86_64 and aarch64 only"};
     const std::string dir = "/proc/" + std::to_string(pid);
-    UniqueFd proc(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd proc = open_proc_dir(pid);
     if (!proc.valid()) return Error{ESRCH, "cannot inspect pid=" + std::to_string(pid) + ": no such process"};
     auto text = read_text(proc.get(), "syscall");
     if (!text) {
