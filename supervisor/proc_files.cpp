@@ -54,6 +54,7 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text) {
     std::string_view pid = text.substr(0, open);
     if (!pid.empty() && pid.back() == ' ') pid.remove_suffix(1);
     if (!to_number(pid, &st.pid) || st.pid <= 0) return std::nullopt;
+    st.comm = std::string(text.substr(open + 1, close - open - 1));
     std::string_view rest = text.substr(close + 1);
     if (rest.empty() || rest.front() != ' ') return std::nullopt;
     rest.remove_prefix(1);
@@ -66,6 +67,7 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text) {
         !to_number(f[19], &st.start_time))
         return std::nullopt;
     if (st.ppid < 0 || st.pgrp < 0 || st.session < 0) return std::nullopt;
+    if (f.size() > 25 && !to_number(f[25], &st.start_stack)) return std::nullopt;
     return st;
 }
 

@@ -12,11 +12,13 @@ namespace sv {
 // The fields of /proc/PID/stat that containment needs (proc(5)).
 struct ProcStat {
     int pid = 0;
+    std::string comm;        // field 2, between the first '(' and the last ')'
     char state = '?';        // R, S, D, Z, X, …
     int ppid = 0;
     int pgrp = 0;
     int session = 0;
     uint64_t start_time = 0;  // field 22, clock ticks after boot: with pid, names one process
+    uint64_t start_stack = 0; // field 28 (0 when the line stops before it)
     bool operator==(const ProcStat&) const = default;
 };
 

@@ -15,7 +15,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         size_t close = text.rfind(')');
         std::string again = std::to_string(st->pid) + " (a) b) (c" + std::string(text.substr(close));
         auto st2 = sv::parse_proc_stat(again);
-        fuzz::check(st2 && *st2 == *st, "the comm field never changes the other fields");
+        auto expected = *st;
+        expected.comm = "a) b) (c";
+        fuzz::check(st2 && *st2 == expected, "the comm field never changes the other fields");
     }
     if (auto path = sv::parse_cgroup2_path(text)) fuzz::check(!path->empty() && path->front() == '/', "cgroup paths are absolute");
     if (auto m = sv::find_cgroup2_mount(text)) {
