@@ -82,11 +82,14 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         ->check(CLI::Range(1, 1 << 20));
     app.add_flag("--nonblocking", cfg.nonblocking,
                  "create the listeners non-blocking, for servers that poll inherited sockets without setting it (nginx)");
-    app.add_option("--ready", ready, "readiness: 'delay' (alive after --ready-delay) or 'notify' (READY=1)")
-        ->check(CLI::IsMember({"delay", "notify"}));
+    app.add_option("--ready", ready,
+                   "readiness: 'auto' (accepts on a listener, and READY=1 if it speaks sd_notify; default), "
+                   "'accepting' (a process of it waits on a listener, seen in /proc), 'notify' (READY=1), "
+                   "'delay' (alive after --ready-delay)")
+        ->check(CLI::IsMember({"auto", "accepting", "delay", "notify"}));
     app.add_option("--ready-delay", ready_delay, "delay mode: ready when alive this long (default 1s)")
         ->type_name("DUR");
-    app.add_option("--ready-timeout", ready_timeout, "notify mode: give up on READY=1 after (default 60s)")
+    app.add_option("--ready-timeout", ready_timeout, "every mode but delay: a worker not ready by then is rolled back (default 60s)")
         ->type_name("DUR");
     app.add_option("--drain-signal", drain_signal, "signal that tells a worker to drain (default TERM)")
         ->type_name("SIG");
@@ -175,7 +178,10 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
         if (spec->name.empty()) spec->name = "listen" + std::to_string(i);
         cfg.listeners.push_back(std::move(spec.value()));
     }
-    cfg.ready_mode = ready == "notify" ? ReadyMode::Notify : ReadyMode::Delay;
+    cfg.ready_mode = ready == "notify"      ? ReadyMode::Notify
+                     : ready == "accepting" ? ReadyMode::Accepting
+                     : ready == "auto"      ? ReadyMode::Auto
+                                            : ReadyMode::Delay;
     cfg.rolling = upgrade_mode == "rolling";
     cfg.notify_socket = notify_kind == "abstract" ? NotifySocketKind::Abstract : NotifySocketKind::Path;
     cfg.containment = cgroup == "off" ? ContainmentMode::Off : ContainmentMode::Auto;

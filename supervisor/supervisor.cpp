@@ -53,6 +53,16 @@ spdlog::level::level_enum level_of(LogLevel l) {
     return spdlog::level::info;
 }
 
+const char* ready_mode_name(ReadyMode m, bool probe) {
+    switch (m) {
+    case ReadyMode::Delay: return "delay";
+    case ReadyMode::Notify: return "notify";
+    case ReadyMode::Accepting: return "accepting";
+    case ReadyMode::Auto: return probe ? "auto" : "auto(notify-or-delay)";
+    }
+    return "?";
+}
+
 std::pair<int, uint64_t> key_of(const TimerId& id) { return {static_cast<int>(id.kind), id.key}; }
 
 // --log-workers: both pipes or neither. A write end whose reader we dropped would kill the
@@ -90,6 +100,7 @@ Supervisor::~Supervisor() {
     control_.reset();
     signals_.clear();
     notify_poll_.close();
+    probe_timer_.close();
     timers_.clear();
     // Run the loop until every close callback has freed its handle, then close it.
     while (uv_loop_close(&loop_) == UV_EBUSY) uv_run(&loop_, UV_RUN_DEFAULT);
@@ -138,10 +149,16 @@ Result<Ok> Supervisor::setup() {
 
 Result<int> Supervisor::run() {
     if (auto r = setup(); !r) return r.error();
+    if (auto r = setup_probe(); !r) return r.error();
+    if (!probe_enabled_ && cfg_.ready_mode == ReadyMode::Auto) {
+        auto s = settings_from(cfg_);
+        s.can_probe = false;
+        machine_ = UpgradeMachine(s);
+    }
     for (size_t i = 0; i < listeners_.size(); i++)
         spdlog::info("listening name={} addr={} fd={}", listeners_[i].spec.name, listeners_[i].address, 3 + i);
     spdlog::info("started pid={} notify_socket={} ready={} drain_signal={} drain_timeout={} control={}", ::getpid(),
-                 notify_.name(), cfg_.ready_mode == ReadyMode::Notify ? "notify" : "delay",
+                 notify_.name(), ready_mode_name(cfg_.ready_mode, probe_enabled_),
                  signal_name(cfg_.drain_signal), format_duration(cfg_.drain_timeout),
                  control_ ? control_->path() : "off");
     containment_ = Containment::create(cfg_.containment);
@@ -295,6 +312,7 @@ void Supervisor::dispatch(Event e) {
         step(next);
     }
     stepping_ = false;
+    update_probe();
     report_drift();
     write_status_file();
 }

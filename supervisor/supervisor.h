@@ -20,6 +20,7 @@
 #include "supervisor/listeners.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/pre_check.h"
+#include "supervisor/readiness_probe.h"
 #include "supervisor/worker_output.h"
 #include "supervisor/spawn.h"
 #include "supervisor/worker_env.h"
@@ -79,6 +80,11 @@ private:
     void start_timer(const TimerId& id, Millis after);
     void cancel_timer(const TimerId& id);
     void shutdown(int code);
+    // The readiness probe (supervisor_probe.cpp): runs while a worker waits to be seen accepting.
+    Result<Ok> setup_probe();
+    void update_probe();
+    static void on_probe_tick(uv_timer_t* t) noexcept;
+    void probe_tick();
     Millis now() const;
     int64_t unix_ms_at(Millis t) const;
 
@@ -98,6 +104,15 @@ private:
     uv_loop_t loop_{};
     std::vector<UvHandle<uv_signal_t>> signals_;
     UvHandle<uv_poll_t> notify_poll_;
+    bool probe_enabled_ = false;  // --ready accepting/auto and /proc can show it
+    std::set<ino_t> listener_inodes_;
+    UvHandle<uv_timer_t> probe_timer_;
+    struct Watched {
+        AcceptProbe probe;
+        std::vector<int> pids;  // the worker and its group/descendants, relisted now and then
+        unsigned ticks = 0;
+    };
+    std::map<int, Watched> watched_;  // starting workers not yet seen accepting, by pid
     std::map<std::pair<int, uint64_t>, UvHandle<TimerHandle>> timers_;
     std::chrono::steady_clock::time_point started_;
     int64_t started_unix_ms_ = 0;

@@ -9,11 +9,23 @@ accepts. Answers every HTTP request with "pid=<pid> gen=<SUPERVISOR_GENERATION>"
 import argparse
 import os
 import selectors
+import signal
 import socket
 import sys
 import time
 
 GEN = os.environ.get("SUPERVISOR_GENERATION", "0")
+# Drain: SIGTERM while idle (waiting in select/poll/accept) exits at once; during a
+# request, once it is answered.
+BUSY = False
+STOPPING = False
+
+
+def on_term(_signum, _frame):
+    global STOPPING
+    STOPPING = True
+    if not BUSY:
+        raise SystemExit(0)
 
 
 def serve(conn):
@@ -48,6 +60,8 @@ def main():
     time.sleep(args.boot_ms / 1000)
     sel = selectors.PollSelector() if args.selector == "poll" else selectors.SelectSelector()
     sel.register(sock, selectors.EVENT_READ)
+    global BUSY
+    signal.signal(signal.SIGTERM, on_term)
     sys.stderr.write(f"selector_worker pid={os.getpid()} booted\n")
     sys.stderr.flush()
     while True:
@@ -56,7 +70,11 @@ def main():
                 conn, _addr = sock.accept()
             except BlockingIOError:
                 continue
+            BUSY = True
             serve(conn)
+            BUSY = False
+            if STOPPING:
+                return 0
 
 
 if __name__ == "__main__":
