@@ -12,6 +12,7 @@
 
 #include "supervisor/cli.h"
 #include "supervisor/env_file.h"
+#include "supervisor/fd_store.h"
 #include "supervisor/ctl_client.h"
 #include "supervisor/listeners.h"
 #include "supervisor/log.h"
@@ -66,8 +67,9 @@ std::optional<Fatal> check_workers_can_run(const Config& cfg, Credentials* creds
     return std::nullopt;
 }
 
-// Sockets from systemd (socket activation) first, then --listen binds the rest.
-std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* out) {
+// Sockets from systemd (socket activation or the fd store) first, then --listen binds the
+// rest. `dropped`: names of adopted sockets no --listen takes.
+std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* out, std::vector<std::string>* dropped) {
     auto adopted = adopt_systemd_listeners();
     if (!adopted) return Fatal{kExitSystem, adopted.error().what};
     if (adopted->empty() && cfg.listeners.empty())
@@ -82,9 +84,12 @@ std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* ou
     if (!listeners) return Fatal{kExitSystem, listeners.error().what};
     if (adopted_count > 0)
         spdlog::info("socket activation: adopted {} socket(s) from the service manager", adopted_count - unused.size());
+    for (const auto& l : *listeners)
+        if (l.adopted) spdlog::info("adopted name={} addr={} from the service manager (socket unit or fd store)", l.spec.name, l.address);
     for (const auto& name : unused)
         spdlog::warn("socket activation: socket '{}' is not named by any --listen NAME=…: closed", name);
     *out = std::move(listeners.value());
+    *dropped = std::move(unused);
     return std::nullopt;
 }
 
@@ -104,7 +109,9 @@ int main(int argc, char** argv) {
     Credentials creds;
     if (auto f = check_workers_can_run(cfg, &creds)) return fail(*f);
     std::vector<Listener> listeners;
-    if (auto f = take_listeners(cfg, &listeners)) return fail(*f);
+    std::vector<std::string> dropped;
+    if (auto f = take_listeners(cfg, &listeners, &dropped)) return fail(*f);
+    store_listeners(systemd, listeners, dropped);
     auto notify = NotifySocket::create();
     std::optional<Fatal> f;
     if (!notify) f = Fatal{kExitSystem, notify.error().what};

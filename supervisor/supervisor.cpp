@@ -70,6 +70,7 @@ Supervisor::~Supervisor() {
     signals_.clear();
     notify_poll_.close();
     timers_.clear();
+    watchdog_.close();
     // Run the loop until every close callback has freed its handle, then close it.
     while (uv_loop_close(&loop_) == UV_EBUSY) uv_run(&loop_, UV_RUN_DEFAULT);
 }
@@ -110,7 +111,7 @@ Result<Ok> Supervisor::setup() {
         if (!c) return c.error();
         control_ = std::move(c.value());
     }
-    return Ok{};
+    return start_watchdog();
 }
 
 Result<int> Supervisor::run() {
@@ -230,6 +231,7 @@ void Supervisor::dispatch(Event e) {
     }
     stepping_ = false;
     write_status_file();
+    send_status_if_changed();
 }
 
 // One event through the machine, then its actions. Events the actions cause (a spawn's
