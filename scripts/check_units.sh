@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Verifies the example systemd units with systemd-analyze, pointing them at the built
+# Verifies the example systemd units (statically; tests/systemd/run_nspawn_tests.sh runs
+# them under a real systemd) with systemd-analyze, pointing them at the built
 # binaries (verify checks that ExecStart's program exists). Exit 77 (skip) without it.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/systemd" && pwd)
@@ -10,8 +11,10 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 sed -e "s#/usr/local/bin/supervisor#$supervisor#g" -e "s#/srv/%i/current/bin/server#$worker#g" \
   "$src/supervisor@.service" >"$dir/supervisor@demo.service"
+sed -e "s#/usr/local/bin/supervisor#$supervisor#g" -e "s#/srv/%i/current/bin/server#$worker#g" \
+  "$src/supervisor-fdstore@.service" >"$dir/supervisor-fdstore@demo.service"
 cp "$src/supervisor@.socket" "$dir/supervisor@demo.socket"
-out=$(cd "$dir" && timeout 60 systemd-analyze verify --man=no ./supervisor@demo.service ./supervisor@demo.socket 2>&1) || {
-  echo "$out"; exit 1; }
+out=$(cd "$dir" && timeout 60 systemd-analyze verify --man=no ./supervisor@demo.service ./supervisor@demo.socket \
+  ./supervisor-fdstore@demo.service 2>&1) || { echo "$out"; exit 1; }
 if [[ -n $out ]]; then echo "$out"; exit 1; fi  # any warning is a failure
-echo "systemd-analyze verify: supervisor@.service and supervisor@.socket are clean"
+echo "systemd-analyze verify: supervisor@.service, supervisor@.socket and supervisor-fdstore@.service are clean"

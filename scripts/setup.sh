@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(meson ninja-build g++ pkg-config libuv1-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev
-          wrk curl python3 nodejs util-linux procps systemd)
+          wrk curl python3 nodejs util-linux procps systemd systemd-container iproute2 bc)
 # The third-party servers the real-servers suite upgrades (tests/real_servers/packages.txt).
 while read -r p; do
   [[ -n $p && $p != \#* ]] && packages+=("$p")

@@ -60,6 +60,29 @@ json status_json(const StatusSnapshot& s) {
     return j;
 }
 
+std::string format_status_line(const StatusSnapshot& s) {
+    std::string pids;
+    uint64_t newest = 0;
+    size_t alive = 0;
+    for (const auto& w : s.workers) {
+        if (w.gen == s.serving_gen && w.state == "ready") pids += (pids.empty() ? "" : ",") + std::to_string(w.pid);
+        if (w.state == "starting") newest = std::max(newest, w.gen);
+        if (w.state != "failed") alive++;
+    }
+    std::string out;
+    if (s.phase == "stopping" || s.phase == "stopped")
+        out = fmt::format("stopping: {} worker(s) left", alive);
+    else if (s.phase == "starting")
+        out = fmt::format("starting gen={}: no worker ready yet", s.serving_gen);
+    else
+        out = fmt::format("serving gen={} pid={}", s.serving_gen, pids.empty() ? "none (restarting)" : pids);
+    if (s.phase == "upgrading") out += newest > s.serving_gen ? fmt::format("; upgrading to gen={}", newest) : "; upgrading";
+    if (s.has_last_upgrade)
+        out += s.last_upgrade.ok ? fmt::format("; last upgrade gen={} ok", s.last_upgrade.gen)
+                                 : fmt::format("; last upgrade gen={} failed: {}", s.last_upgrade.gen, s.last_upgrade.reason);
+    return out;
+}
+
 std::string format_age(int64_t ms) {
     if (ms < 0) ms = 0;
     if (ms < 1000) return fmt::format("{}ms", ms);

@@ -67,6 +67,11 @@ nlohmann::json status_json(const StatusSnapshot& s);
 // The human table of `supervisor ctl status`, from the JSON (so it also reads a status file).
 std::string format_status_table(const nlohmann::json& status, int64_t now_unix_ms);
 
+// The one line systemd shows as the service's status (STATUS=, `systemctl status`): what
+// is served, by which pids, what is in flight, and the last upgrade's verdict, e.g.
+// "serving gen=2 pid=812; last upgrade gen=3 failed: exited before ready (exit=1) after 5ms".
+std::string format_status_line(const StatusSnapshot& s);
+
 // "3h12m", "4m05s", "12.3s", "250ms".
 std::string format_age(int64_t ms);
 

@@ -54,7 +54,7 @@ Result<UniqueFd> bind_inet(const sockaddr* sa, socklen_t len, int v6only, int ba
 }
 
 Result<Listener> bind_tcp(const ListenSpec& spec, int backlog, SocketFlags flags) {
-    Listener l{spec, {}, {}, 0};
+    Listener l{spec, {}, {}, 0, false};
     if (spec.host.empty()) {
         sockaddr_in6 any6{};
         any6.sin6_family = AF_INET6;
@@ -121,7 +121,7 @@ namespace {
 Result<Listener> bind_unix(const ListenSpec& spec, int backlog, const UnixSocketOptions& opts, SocketFlags flags) {
     if (auto r = clear_stale_unix_socket(spec.path, "unix:" + spec.path); !r) return r.error();
     Listener l{spec, UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (flags.nonblocking ? SOCK_NONBLOCK : 0), 0)),
-               spec.path, 0};
+               spec.path, 0, false};
     if (!l.fd.valid()) return sys_error(errno, "cannot create a socket for unix:" + spec.path);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
@@ -216,6 +216,7 @@ Result<std::vector<Listener>> adopt_systemd_listeners() {
             l.address = format_address(reinterpret_cast<sockaddr*>(&ss));
         }
         l.spec.text = "systemd:" + l.spec.name;
+        l.adopted = true;
         out.push_back(std::move(l));
     }
     return out;
@@ -232,7 +233,7 @@ Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, con
         if (it != adopted.end()) {
             out.push_back(std::move(*it));
         } else {
-            out.push_back(Listener{spec, {}, {}, 0});
+            out.push_back(Listener{spec, {}, {}, 0, false});
         }
     }
     for (auto& l : out) {

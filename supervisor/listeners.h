@@ -18,6 +18,7 @@ struct Listener {
     UniqueFd fd;
     std::string address;  // as bound: "127.0.0.1:41235", "[::1]:80", "8080" (all interfaces), "/run/app.sock"
     ino_t unix_inode = 0; // the socket file we created, removed on exit only if still ours
+    bool adopted = false; // passed by the service manager (socket unit or fd store), not bound by us
 };
 
 // Ownership and mode of unix listener files (-1: leave as bind(2) and the umask make them).

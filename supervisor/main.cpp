@@ -14,6 +14,7 @@
 #include "supervisor/command.h"
 #include "supervisor/credentials.h"
 #include "supervisor/env_file.h"
+#include "supervisor/fd_store.h"
 #include "supervisor/ctl_client.h"
 #include "supervisor/listeners.h"
 #include "supervisor/log.h"
@@ -68,8 +69,9 @@ std::optional<Fatal> check_workers_can_run(const Config& cfg, Credentials* creds
     return std::nullopt;
 }
 
-// Sockets from systemd (socket activation) first, then --listen binds the rest.
-std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* out) {
+// Sockets from systemd (socket activation or the fd store) first, then --listen binds the
+// rest. `dropped`: names of adopted sockets no --listen takes.
+std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* out, std::vector<std::string>* dropped) {
     auto adopted = adopt_systemd_listeners();
     if (!adopted) return Fatal{kExitSystem, adopted.error().what};
     if (adopted->empty() && cfg.listeners.empty())
@@ -84,9 +86,12 @@ std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* ou
     if (!listeners) return Fatal{kExitSystem, listeners.error().what};
     if (adopted_count > 0)
         spdlog::info("socket activation: adopted {} socket(s) from the service manager", adopted_count - unused.size());
+    for (const auto& l : *listeners)
+        if (l.adopted) spdlog::info("adopted name={} addr={} from the service manager (socket unit or fd store)", l.spec.name, l.address);
     for (const auto& name : unused)
         spdlog::warn("socket activation: socket '{}' is not named by any --listen NAME=…: closed", name);
     *out = std::move(listeners.value());
+    *dropped = std::move(unused);
     return std::nullopt;
 }
 
@@ -113,10 +118,12 @@ int main(int argc, char** argv) {
         pid_file = std::move(p.value());
     }
     std::vector<Listener> listeners;
-    if (auto f = take_listeners(cfg, &listeners)) {
+    std::vector<std::string> dropped;
+    if (auto f = take_listeners(cfg, &listeners, &dropped)) {
         pid_file.remove();
         return fail(*f);
     }
+    store_listeners(systemd, listeners, dropped);
     auto notify = NotifySocket::create(cfg.notify_socket, creds.uid >= 0 || creds.gid >= 0 ? creds.gid : -1);
     if (!notify) {
         remove_unix_socket_files(listeners);

@@ -102,6 +102,7 @@ Supervisor::~Supervisor() {
     notify_poll_.close();
     probe_timer_.close();
     timers_.clear();
+    watchdog_.close();
     // Run the loop until every close callback has freed its handle, then close it.
     while (uv_loop_close(&loop_) == UV_EBUSY) uv_run(&loop_, UV_RUN_DEFAULT);
 }
@@ -144,7 +145,7 @@ Result<Ok> Supervisor::setup() {
         if (!c) return c.error();
         control_ = std::move(c.value());
     }
-    return Ok{};
+    return start_watchdog();
 }
 
 Result<int> Supervisor::run() {
@@ -315,6 +316,7 @@ void Supervisor::dispatch(Event e) {
     update_probe();
     report_drift();
     write_status_file();
+    send_status_if_changed();
 }
 
 // One event through the machine, then its actions. Events the actions cause (a spawn's

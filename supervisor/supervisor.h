@@ -95,6 +95,11 @@ private:
     StatusSnapshot snapshot() const;
     void write_status_file();
 
+    // systemd (supervisor_systemd.cpp): watchdog pings and STATUS= between the machine's own.
+    Result<Ok> start_watchdog();
+    static void on_watchdog(uv_timer_t* h) noexcept;
+    void send_status_if_changed();
+
     Config cfg_;
     Credentials creds_;
     std::vector<Listener>& listeners_;
@@ -132,6 +137,9 @@ private:
 
     Containment containment_;
     std::set<int> leftovers_;  // reaped workers whose containment still has members
+
+    UvHandle<uv_timer_t> watchdog_;  // unreferenced: it never keeps the loop alive
+    std::string status_sent_;        // format_status_line() as of the last STATUS= sent
 };
 
 } // namespace sv

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "supervisor/log.h"
+#include "supervisor/log_format.h"
 #include "supervisor/unique_fd.h"
 
 namespace sv {
@@ -72,7 +74,12 @@ void WorkerOutput::consume(const char* data, size_t n) {
 void WorkerOutput::log_line(const std::string& line, int64_t now_ms) {
     // A dropped line is not buffered for later: dropping, rather than pausing the read, is
     // what keeps a chatty worker from blocking on a full pipe.
-    if (limiter_.allow(now_ms)) spdlog::info("worker gen={} pid={} {}: {}", gen_, pid_, stream_, line);
+    if (!limiter_.allow(now_ms)) return;
+    // A line without its own "<N>" is info on stdout and stderr alike, as journald takes
+    // both streams by default (SyslogLevel=info): many servers write routine logs (access
+    // logs, Python's logging) to stderr, and `journalctl -p warning` must not drown in them.
+    auto [priority, text] = split_sd_priority(line, kSdInfo);
+    log_worker_line(priority, fmt::format("worker gen={} pid={} {}: {}", gen_, pid_, stream_, text));
 }
 
 void WorkerOutput::report_drops(int64_t now_ms, bool force) {

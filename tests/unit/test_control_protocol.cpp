@@ -82,3 +82,36 @@ TEST_CASE("ages") {
     CHECK_EQ(format_age(3 * 3'600'000 + 12 * 60'000), "3h12m");
     CHECK_EQ(format_age(-5), "0ms");
 }
+
+TEST_CASE("the STATUS= line: serving gen and pids, what is in flight, the last verdict") {
+    StatusSnapshot s;
+    s.phase = "starting";
+    s.serving_gen = 1;
+    s.workers = {WorkerStatus{1, 0, 100, "starting", 0, -1, ""}};
+    CHECK_EQ(format_status_line(s), "starting gen=1: no worker ready yet");
+
+    s.phase = "serving";
+    s.workers = {WorkerStatus{1, 0, 100, "ready", 0, 5, ""}, WorkerStatus{1, 1, 101, "ready", 0, 5, ""}};
+    CHECK_EQ(format_status_line(s), "serving gen=1 pid=100,101");
+
+    s.phase = "upgrading";
+    s.workers.push_back(WorkerStatus{2, 0, 200, "starting", 0, -1, ""});
+    CHECK_EQ(format_status_line(s), "serving gen=1 pid=100,101; upgrading to gen=2");
+
+    s.phase = "serving";
+    s.workers.pop_back();
+    s.has_last_upgrade = true;
+    s.last_upgrade = UpgradeResult{2, false, "exited before ready (exit=1) after 5ms", 0};
+    CHECK_EQ(format_status_line(s), "serving gen=1 pid=100,101; last upgrade gen=2 failed: exited before ready (exit=1) after 5ms");
+
+    s.workers = {};
+    CHECK_EQ(format_status_line(s), "serving gen=1 pid=none (restarting); last upgrade gen=2 failed: exited before ready (exit=1) after 5ms");
+
+    s.serving_gen = 3;
+    s.workers = {WorkerStatus{3, 0, 300, "ready", 0, 5, ""}, WorkerStatus{1, 0, 100, "draining", 0, 5, ""}};
+    s.last_upgrade = UpgradeResult{3, true, "", 0};
+    CHECK_EQ(format_status_line(s), "serving gen=3 pid=300; last upgrade gen=3 ok");
+
+    s.phase = "stopping";
+    CHECK_EQ(format_status_line(s), "stopping: 2 worker(s) left; last upgrade gen=3 ok");
+}
