@@ -73,7 +73,7 @@ CliOutcome parse_command_line(const std::vector<std::string>& args) {
     app.set_version_flag("--version", "supervisor " + std::string(kVersion));
 
     std::vector<std::string> listen, positional;
-    std::string ready = "delay", ready_delay, ready_timeout, drain_signal, drain_timeout;
+    std::string ready = "auto", ready_delay, ready_timeout, drain_signal, drain_timeout;
     Config cfg;
     app.add_option("-l,--listen", listen,
                    "[NAME=]PORT | HOST:PORT | [V6ADDR]:PORT | unix:PATH (repeatable; fds 3,4,… in this order)")

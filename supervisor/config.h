@@ -49,7 +49,7 @@ struct Config {
     std::vector<ListenSpec> listeners;
     int backlog = SOMAXCONN;
     bool nonblocking = false;  // --nonblocking: listeners created with O_NONBLOCK (never changed after)
-    ReadyMode ready_mode = ReadyMode::Delay;
+    ReadyMode ready_mode = ReadyMode::Auto;  // --ready (README "Readiness")
     Millis ready_delay = kDefaultReadyDelay;
     Millis ready_timeout = kDefaultReadyTimeout;
     int drain_signal = SIGTERM;

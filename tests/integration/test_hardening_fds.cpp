@@ -99,7 +99,8 @@ std::string json_worker_status(const TempDir& dir, const std::string& sock) {
 
 TEST_CASE("hardening: --log-workers at the fd limit: the worker gets neither pipe, inherits ours and keeps running") {
     TempDir dir;
-    Supervised sv(dir, {"-l", "127.0.0.1:0", "--log-workers"}, {bins().fake_worker, "--report", report_prefix(dir)});
+    // notify: at the fd limit the readiness probe cannot open /proc files (README, Readiness).
+    Supervised sv(dir, {"-l", "127.0.0.1:0", "--log-workers", "--ready", "notify"}, {bins().fake_worker, "--report", report_prefix(dir)});
     INFO("supervisor log:\n", tail(sv.log()));
     int port = sv.wait_port();
     REQUIRE(port > 0);

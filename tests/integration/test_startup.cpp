@@ -28,7 +28,7 @@ TEST_CASE("startup: the demo worker serves GET /, SIGTERM stops everything and c
 
 TEST_CASE("startup: --ready delay marks the worker ready after the delay, SIGINT stops like SIGTERM") {
     Serving f;
-    Supervised& sv = f.start({.command = f.fake_worker(), .ready = {"--ready-delay", "200ms"}, .await = Serving::Await::Port});
+    Supervised& sv = f.start({.command = f.fake_worker(), .ready = {"--ready", "delay", "--ready-delay", "200ms"}, .await = Serving::Await::Port});
     auto spawned = sv.wait_log(R"(spawned gen=1 pid=(\d+) ready=delay delay=200ms)");
     REQUIRE(spawned);
     pid_t worker = sv.wait_ready(1);
@@ -78,7 +78,7 @@ TEST_CASE("startup: SIGTERM during the respawn backoff exits 0 at once") {
 
 TEST_CASE("startup: SIGHUP while gen=1 is still starting is queued until it is ready") {
     Serving f;
-    Supervised& sv = f.start({.command = f.fake_worker(), .ready = {"--ready-delay", "500ms"}, .await = Serving::Await::Port});
+    Supervised& sv = f.start({.command = f.fake_worker(), .ready = {"--ready", "delay", "--ready-delay", "500ms"}, .await = Serving::Await::Port});
     REQUIRE(sv.wait_log("spawned gen=1 pid=\\d+"));
     REQUIRE(sv.hup());
     CHECK(sv.wait_log("upgrade queued: gen=1 is still starting"));

@@ -161,7 +161,7 @@ gunicorn)
   # TERM is its graceful stop: close the listeners, TERM the workers, wait for them
   # up to --graceful-timeout.
   need_cmd gunicorn gunicorn
-  sv_opts=(--ready notify --ready-timeout 20s --drain-signal TERM --drain-timeout 15s)
+  sv_opts=(--nonblocking --ready notify --ready-timeout 20s --drain-signal TERM --drain-timeout 15s)
   cmd=(gunicorn --workers 2 --graceful-timeout 10 --preload --chdir "$here" wsgi_app:app)
   served_by() { body_field ppid "$1"; }
   ;;
@@ -173,7 +173,7 @@ lighttpd)
   mkdir -p "$tmp/www"
   echo "hello from lighttpd" >"$tmp/www/index.html"
   sed "s|@TMP@|$tmp|g" "$here/lighttpd.conf.in" >"$tmp/lighttpd.conf"
-  sv_opts=(--ready delay --ready-delay 1s --drain-signal INT --drain-timeout 15s)
+  sv_opts=(--nonblocking --ready delay --ready-delay 1s --drain-signal INT --drain-timeout 15s)
   cmd=(lighttpd -D -f "$tmp/lighttpd.conf")
   # lighttpd closes idle keep-alive connections at once when it drains, racing with
   # a client that is sending its next request on one (its own graceful restart,
@@ -186,7 +186,7 @@ node)
   # library cannot send READY=1 (no unix datagrams): --ready delay.
   need_cmd node nodejs
   [[ -r $node_worker ]] || fail "NODE_WORKER $node_worker not found"
-  sv_opts=(--ready delay --ready-delay 1s --drain-signal TERM --drain-timeout 15s)
+  sv_opts=(--nonblocking --ready delay --ready-delay 1s --drain-signal TERM --drain-timeout 15s)
   cmd=(node "$node_worker")
   served_by() { body_field pid "$1"; }
   ;;
@@ -195,7 +195,7 @@ python)
   # tests/workers/py_worker.py, which sends READY=1.
   need_cmd python3 python3
   [[ -r $py_worker ]] || fail "PY_WORKER $py_worker not found"
-  sv_opts=(--ready notify --ready-timeout 20s --drain-signal TERM --drain-timeout 15s)
+  sv_opts=(--nonblocking --ready notify --ready-timeout 20s --drain-signal TERM --drain-timeout 15s)
   cmd=(python3 "$py_worker")
   served_by() { body_field pid "$1"; }
   ;;
@@ -256,6 +256,22 @@ for attempt in 1 2 3; do
     sed -e "s|@TMP@|$tmp|g" -e "s|@PORT@|$port|g" "$here/nginx.conf.in" >"$tmp/nginx.conf"
   fi
   : >"$log"
+  # READINESS=default|accepting: drop the recipe's --ready/--ready-delay and let the
+  # supervisor judge readiness itself (the default is --ready auto).
+  if [[ ${READINESS:-recipe} != recipe ]]; then
+    kept=()
+    for ((i = 0; i < ${#sv_opts[@]}; i++)); do
+      case ${sv_opts[i]} in
+        --ready|--ready-delay) i=$((i + 1)) ;;
+        *) kept+=("${sv_opts[i]}") ;;
+      esac
+    done
+    sv_opts=("${kept[@]}")
+    [[ $READINESS == accepting ]] && sv_opts+=(--ready accepting)
+    # gunicorn without --preload: its arbiter says READY=1 before the workers load the
+    # app; readiness must wait for them to accept.
+    [[ $name == gunicorn ]] && cmd=("${cmd[@]/--preload}") && cmd=(${cmd[@]})
+  fi
   printf -v shown ' %q' "${sv_opts[@]}" -- "${cmd[@]}"
   say "start: $sv_bin -l 127.0.0.1:$port$shown"
   (cd "$tmp" && exec "$sv_bin" -l "127.0.0.1:$port" "${sv_opts[@]}" -- "${cmd[@]}") >"$log" 2>&1 </dev/null &

@@ -35,7 +35,7 @@ TEST_CASE("defaults") {
     REQUIRE(c != nullptr);
     CHECK_EQ(c->listeners.size(), 1u);
     CHECK_EQ(c->listeners[0].name, "listen0");
-    CHECK_EQ(c->ready_mode, ReadyMode::Delay);
+    CHECK_EQ(c->ready_mode, ReadyMode::Auto);
     CHECK_EQ(c->ready_delay.count(), 1000);
     CHECK_EQ(c->ready_timeout.count(), 60'000);
     CHECK_EQ(c->drain_signal, SIGTERM);
