@@ -56,7 +56,12 @@ fi
 
 # The pure sources (pure_lib in meson.build: no libuv, no syscalls), instrumented once,
 # in an archive: each target pulls in only what it calls.
-flags=(-std=c++20 -g -O1 -D_GNU_SOURCE -I. -fno-omit-frame-pointer
+# The version header meson writes (configure_file), made the same way here.
+version=$(sed -n "s/^  version : '\(.*\)',$/\1/p" meson.build | head -1)
+sed "s/@VERSION@/${version:-unknown}/" supervisor/version.h.in >"$out/supervisor_version.h.new"
+cmp -s "$out/supervisor_version.h.new" "$out/supervisor_version.h" 2>/dev/null || mv "$out/supervisor_version.h.new" "$out/supervisor_version.h"
+rm -f "$out/supervisor_version.h.new"
+flags=(-std=c++20 -g -O1 -D_GNU_SOURCE -I. -I"$out" -fno-omit-frame-pointer
        -fsanitize=address,undefined -fno-sanitize-recover=undefined)
 mapfile -t sources < <(sed -n "/^pure_lib = static_library/,/)/s/.*'\(supervisor\/[a-z_]*\.cpp\)'.*/\1/p" meson.build)
 ((${#sources[@]})) || { echo "fuzz: cannot find pure_lib's sources in meson.build" >&2; exit 1; }
