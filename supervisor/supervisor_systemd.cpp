@@ -46,4 +46,20 @@ void Supervisor::send_status_if_changed() {
         spdlog::warn("cannot notify the service manager: {}", std::strerror(-rc));
 }
 
+// The machine's typed NotifySystemd, in sd_notify(3)'s words.
+void Supervisor::notify_systemd(const NotifySystemd& n) {
+    std::string text;
+    switch (n.state) {
+    case SdState::Ready: text = "READY=1\n"; break;
+    case SdState::Reloading: text = "RELOADING=1\n"; break;  // systemd.cpp adds MONOTONIC_USEC
+    case SdState::Stopping:
+        // Drains are bounded by --drain-timeout: ask systemd for that long plus a margin.
+        text = "STOPPING=1\nEXTEND_TIMEOUT_USEC=" + std::to_string((cfg_.drain_timeout.count() + 5000) * 1000) + "\n";
+        break;
+    case SdState::Status: break;
+    }
+    text += "STATUS=" + n.status;
+    if (int rc = systemd_.send(text); rc < 0) spdlog::warn("cannot notify the service manager: {}", std::strerror(-rc));
+}
+
 } // namespace sv
