@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test twice: a normal build and one
 # with AddressSanitizer + UndefinedBehaviorSanitizer; then a short fuzzing pass.
-#   scripts/test.sh            every suite, both builds, then a 30 s fuzzing pass per parser
+#   scripts/test.sh            every suite, both builds, then a 15 s fuzzing pass per target (parsers and the state machine)
 #   scripts/test.sh --quick    the normal build only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,9 +39,9 @@ if ((!quick)); then
   run_suite build-asan "sanitizer build (ASan+UBSan)"
 fi
 if ((!quick)); then
-  # A short fuzzing pass over every parser (issue: hardening); crashes fail the run.
-  echo "== fuzz: 30 s per target"
-  if scripts/fuzz.sh --seconds 30; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+  # A short fuzzing pass over every target; crashes fail the run.
+  echo "== fuzz: 15 s per target"
+  if scripts/fuzz.sh --seconds 15; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 fi
 echo "tests: $passed passed, $failed failed"
 ((failed == 0 && passed > 0))
