@@ -69,6 +69,7 @@ struct Config {
     std::string pre_check;             // --pre-check: shell command run before each upgrade
     bool log_workers = false;          // --log-workers: workers' output through our logger
     int workers = 1;                   // --workers N: processes per generation
+    Millis worker_watchdog{0};         // --worker-watchdog: a worker silent this long after a WATCHDOG=1 is hung
     bool rolling = false;              // --upgrade rolling: one slot at a time
     Millis pre_check_timeout{60'000};
     std::vector<int> forward_signals;  // --forward-signal SIG: forwarded to the current workers

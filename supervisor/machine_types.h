@@ -25,9 +25,9 @@ const char* to_string(WorkerState s);
 const char* to_string(Phase p);
 
 struct TimerId {
-    enum class Kind { Ready, Drain, Respawn };
+    enum class Kind { Ready, Drain, Respawn, Watchdog };
     Kind kind;
-    // The worker's id (Ready, Drain; never a pid, which the kernel may hand out again once
+    // The worker's id (Ready, Drain, Watchdog; never a pid, which the kernel may hand out again once
     // reaped) or the slot (Respawn).
     uint64_t key = 0;
     bool operator==(const TimerId&) const = default;
@@ -91,6 +91,7 @@ struct MachineSettings {
     bool pre_check = false;  // run --pre-check before each upgrade's spawn
     int workers = 1;         // --workers N: slots per generation
     bool rolling = false;    // --upgrade rolling
+    Millis worker_watchdog{0};  // --worker-watchdog: 0 off
 };
 
 struct Worker {
@@ -105,6 +106,7 @@ struct Worker {
     bool killed = false;
     bool spoke = false;     // sent any sd_notify message: it speaks the protocol
     bool notified = false;  // sent READY=1
+    bool watched = false;   // sent WATCHDOG=1 at least once (--worker-watchdog)
     std::string seen;       // how the probe saw it accept ("" until it did)
     std::string status;     // last STATUS= text
 };

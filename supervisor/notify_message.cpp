@@ -28,6 +28,7 @@ NotifyMessage parse_notify_message(std::string_view datagram) {
         if (line == "READY=1") msg.ready = true;
         else if (line == "STOPPING=1") msg.stopping = true;
         else if (line == "RELOADING=1") msg.reloading = true;
+        else if (line == "WATCHDOG=1") msg.watchdog = true;
         else if (line.substr(0, 7) == "STATUS=") msg.status = printable(line.substr(7));
     }
     return msg;

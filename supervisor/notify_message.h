@@ -14,8 +14,9 @@ struct NotifyMessage {
     bool stopping = false;
     bool reloading = false;
     std::optional<std::string> status;
+    bool watchdog = false;  // WATCHDOG=1: the worker's keep-alive (--worker-watchdog)
 
-    bool empty() const { return !ready && !stopping && !reloading && !status; }
+    bool empty() const { return !ready && !stopping && !reloading && !watchdog && !status; }
 };
 
 // Newline-separated VAR=VALUE lines; a final newline is optional. Unknown variables and

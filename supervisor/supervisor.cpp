@@ -34,6 +34,7 @@ MachineSettings settings_from(const Config& c) {
     s.pre_check = !c.pre_check.empty();
     s.workers = c.workers;
     s.rolling = c.rolling;
+    s.worker_watchdog = c.worker_watchdog;
     return s;
 }
 

@@ -17,6 +17,7 @@ const char* kind_name(TimerId::Kind k) {
     case TimerId::Kind::Ready: return "ready";
     case TimerId::Kind::Drain: return "drain";
     case TimerId::Kind::Respawn: return "respawn";
+    case TimerId::Kind::Watchdog: return "watchdog";
     }
     return "?";
 }
@@ -68,6 +69,11 @@ std::string UpgradeMachine::invariant_of_timers() const {
                     std::any_of(lingering_.begin(), lingering_.end(), [&](const Worker& w) { return w.id == id.key; });
             break;
         case TimerId::Kind::Respawn: owned = id.key < static_cast<uint64_t>(s_.workers); break;
+        case TimerId::Kind::Watchdog:
+            // Only a live worker that is not being killed is watched.
+            owned = std::any_of(workers_.begin(), workers_.end(),
+                                [&](const Worker& w) { return w.id == id.key && live(w) && !w.killed; });
+            break;
         }
         if (!owned) return fmt::format("{} timer {} belongs to nothing", kind_name(id.kind), id.key);
     }

@@ -166,6 +166,7 @@ void UpgradeMachine::on(const Notified& e) {
     }
     if (e.msg.stopping) log(LogLevel::Debug, fmt::format("stopping gen={} pid={}", w->gen, w->pid));
     w->spoke = true;
+    if (e.msg.watchdog) watchdog_ping(*w);
     if (!e.msg.ready || w->state != WorkerState::Starting) return;  // ignore: READY=1 repeated, or draining
     w->notified = true;
     switch (phase_) {
@@ -254,6 +255,7 @@ void UpgradeMachine::on(const TimerFired& e) {
         case TimerId::Kind::Ready: ready_timer(e.id.key); return;
         case TimerId::Kind::Drain: drain_timer(e.id.key); return;
         case TimerId::Kind::Respawn: respawn_timer(static_cast<int>(e.id.key)); return;
+        case TimerId::Kind::Watchdog: watchdog_timer(e.id.key); return;
         }
         return;
     case Phase::Stopped: return;  // ignore: exiting

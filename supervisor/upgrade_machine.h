@@ -59,6 +59,8 @@ public:
     uint64_t serving_gen() const;
     uint64_t upgrading_gen() const { return upgrade_ ? upgrade_->gen : 0; }
     bool upgrade_pending() const { return pending_upgrade_; }
+    // Workers killed by --worker-watchdog since start.
+    uint64_t hung_total() const { return hung_total_; }
     const Worker* find_pid(int pid) const;
     // The client waits for an upgrade's verdict (queued or in flight).
     bool waiting(uint64_t client) const;
@@ -117,6 +119,8 @@ private:
     void ready_timer(uint64_t id);
     void drain_timer(uint64_t id);
     void respawn_timer(int slot);
+    void watchdog_ping(Worker& w);
+    void watchdog_timer(uint64_t id);
     void become_ready(Worker& w);
     void replace_slot(int slot, uint64_t gen);
     void drain(Worker& w);
@@ -162,6 +166,7 @@ private:
     std::vector<TimerId> timers_;            // what the shell runs for us
     uint64_t next_gen_ = 1;
     uint64_t next_worker_id_ = 1;
+    uint64_t hung_total_ = 0;
     bool booted_ = false;       // every slot has been served by a ready worker
     bool spawned_any_ = false;  // a spawn has succeeded: exec failures are no longer startup errors
     Millis stop_at_{0};

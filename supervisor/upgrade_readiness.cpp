@@ -76,10 +76,40 @@ void UpgradeMachine::ready_timer(uint64_t id) {
         become_ready(*w);
         return;
     }
+    cancel_timer({TimerId::Kind::Watchdog, w->id});
     w->state = WorkerState::Failed;
     w->killed = true;
     out_.push_back(KillGroup{w->pid});
     std::string reason = fmt::format("{} within the ready timeout of {}", not_ready_reason(*w), format_duration(s_.ready_timeout));
+    if (upgrade_ && w->gen == upgrade_->gen) upgrade_failed(reason + slot_tag(w->slot));
+    else slot_failed(w->slot, w->gen, reason);
+}
+
+// --worker-watchdog: a worker that said WATCHDOG=1 once must keep saying it; each ping
+// restarts its timer. Only live (starting or ready) workers are watched.
+void UpgradeMachine::watchdog_ping(Worker& w) {
+    if (s_.worker_watchdog.count() == 0) return;  // ignore: not asked for
+    if (w.killed || (w.state != WorkerState::Starting && w.state != WorkerState::Ready)) return;  // ignore: being killed, draining or failed
+    if (!w.watched)
+        log(LogLevel::Info, fmt::format("watchdog gen={} pid={} timeout={}", w.gen, w.pid, format_duration(s_.worker_watchdog)));
+    w.watched = true;
+    start_timer({TimerId::Kind::Watchdog, w.id}, s_.worker_watchdog);
+}
+
+// Silent past its watchdog: hung. Killed with what it started; its exit is then a crash
+// (respawned with backoff), or, before ready, a failed start.
+void UpgradeMachine::watchdog_timer(uint64_t id) {
+    Worker* w = find_id(id);
+    if (w == nullptr || w->killed || (w->state != WorkerState::Starting && w->state != WorkerState::Ready)) return;  // ignore: stale
+    hung_total_++;
+    std::string reason = fmt::format("hung: no WATCHDOG=1 for {}", format_duration(s_.worker_watchdog));
+    log(LogLevel::Warn, fmt::format("{} gen={} pid={}: killing it and its processes (hung_total={})", reason, w->gen,
+                                    w->pid, hung_total_));
+    w->killed = true;
+    out_.push_back(KillGroup{w->pid});
+    if (w->state == WorkerState::Ready) return;  // reaped as a crash: respawned with backoff
+    cancel_timer({TimerId::Kind::Ready, w->id});
+    w->state = WorkerState::Failed;
     if (upgrade_ && w->gen == upgrade_->gen) upgrade_failed(reason + slot_tag(w->slot));
     else slot_failed(w->slot, w->gen, reason);
 }

@@ -102,6 +102,7 @@ void UpgradeMachine::upgrade_failed(const std::string& why) {
         if (w.gen != gen || slot(w.slot).gen == gen) continue;
         if (w.state == WorkerState::Starting) cancel_timer({TimerId::Kind::Ready, w.id});
         if (w.state == WorkerState::Starting || w.state == WorkerState::Ready) {
+            cancel_timer({TimerId::Kind::Watchdog, w.id});
             w.state = WorkerState::Failed;
             w.killed = true;
             out_.push_back(KillGroup{w.pid});
@@ -176,6 +177,7 @@ void UpgradeMachine::startup_failed(const SpawnFailed& e) {
 
 void UpgradeMachine::worker_exited(const Worker& w, const WorkerExited& e) {
     std::string how = describe_wait_status(e.wait_status);
+    cancel_timer({TimerId::Kind::Watchdog, w.id});
     if (e.group_alive && !w.killed && w.state != WorkerState::Draining) {
         // What a failed or crashed worker left behind would accept on the shared socket.
         out_.push_back(KillGroup{w.pid});
@@ -282,6 +284,7 @@ void UpgradeMachine::replace_slot(int s, uint64_t gen) {
 }
 
 void UpgradeMachine::drain(Worker& w) {
+    cancel_timer({TimerId::Kind::Watchdog, w.id});
     w.state = WorkerState::Draining;
     w.drain_at = now_;
     log(LogLevel::Info, fmt::format("draining gen={} pid={} signal={} timeout={}{}", w.gen, w.pid,

@@ -120,7 +120,12 @@ public:
         timers_.erase(it);
         feed(TimerFired{id});
     }
-    void ready(uint8_t pick) { feed(Notified{live_.empty() || pick == 255 ? 1 : nth(live_, pick), NotifyMessage{true, false, false, {}}}); }
+    void ready(uint8_t pick) {
+        NotifyMessage m;
+        m.ready = (pick & 0x40) == 0;
+        m.watchdog = (pick & 0x20) != 0;
+        feed(Notified{live_.empty() || pick == 255 ? 1 : nth(live_, pick), m});
+    }
     void accepting(uint8_t pick) {
         feed(WorkerAccepting{live_.empty() || pick == 255 ? 1 : nth(live_, pick), (pick & 1) ? "epoll" : "accept"});
     }
@@ -183,6 +188,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const ReadyMode modes[] = {ReadyMode::Notify, ReadyMode::Delay, ReadyMode::Accepting, ReadyMode::Auto};
     s.ready_mode = modes[(cfg >> 4) & 3];
     s.can_probe = (cfg & 0x40) == 0;
+    s.worker_watchdog = (cfg & 0x80) != 0 ? Millis(250) : Millis(0);
     s.ready_delay = Millis(100);
     s.ready_timeout = Millis(500);
     s.drain_timeout = Millis(300);

@@ -28,6 +28,13 @@ TEST_CASE("well-formed datagrams") {
     }
 }
 
+TEST_CASE("WATCHDOG=1 is the worker's keep-alive (--worker-watchdog)") {
+    auto m = parse_notify_message("WATCHDOG=1");
+    CHECK(m.watchdog);
+    CHECK_FALSE(m.ready);
+    CHECK_FALSE(parse_notify_message("WATCHDOG=0").watchdog);
+}
+
 TEST_CASE("garbage is ignored, never half-understood") {
     CHECK(parse_notify_message("").empty());
     CHECK(parse_notify_message("\n\n\n").empty());
@@ -36,7 +43,7 @@ TEST_CASE("garbage is ignored, never half-understood") {
     CHECK(parse_notify_message("ready=1").empty());
     CHECK(parse_notify_message(" READY=1").empty());
     CHECK(parse_notify_message("READY=1\r").empty());
-    CHECK(parse_notify_message("WATCHDOG=1\nFDSTORE=1").empty());
+    CHECK(parse_notify_message("FDSTORE=1\nWATCHDOG=trigger").empty());
     CHECK(parse_notify_message("READY=1\0garbage"s).empty());
     CHECK(parse_notify_message("\xff\xfe\x01\x02").empty());
     CHECK(parse_notify_message(std::string(kNotifyMaxDatagram + 1, 'A')).empty());

@@ -701,3 +701,62 @@ TEST_CASE("GroupGone: a lingering group that empties ends the drain at once") {
         CHECK(g.feed(GroupGone{100}).empty());
     }
 }
+
+// --- --worker-watchdog --------------------------------------------------------------
+
+namespace {
+MachineSettings watched(Millis every) {
+    MachineSettings s = Harness::notify_settings();
+    s.worker_watchdog = every;
+    return s;
+}
+NotifyMessage ping() {
+    NotifyMessage m;
+    m.watchdog = true;
+    return m;
+}
+} // namespace
+
+TEST_CASE("--worker-watchdog: a worker that pinged once and then went silent is killed and respawned") {
+    Harness h(watched(Millis(2000)));
+    h.serve();
+    int pid = h.pid_of(1);
+    SUBCASE("never pinged: never watched") {
+        h.advance(Millis(10'000));
+        CHECK_EQ(h.count<StartTimer>(h.last), 0);
+        CHECK_FALSE(h.group_killed(pid, h.all));
+    }
+    SUBCASE("pings restart the timer; silence past it is a hang") {
+        auto o = h.feed(Notified{pid, ping()});
+        CHECK(started_timer(o, h.tid(TimerId::Kind::Watchdog, pid), 2000));
+        CHECK(h.logged("watchdog gen=1 pid=" + std::to_string(pid) + " timeout=2s", o));
+        h.advance(Millis(1500));
+        CHECK(started_timer(h.feed(Notified{pid, ping()}), h.tid(TimerId::Kind::Watchdog, pid), 2000));
+        h.advance(Millis(2000));
+        auto hung = h.feed(TimerFired{h.tid(TimerId::Kind::Watchdog, pid)});
+        CHECK(h.group_killed(pid, hung));
+        CHECK(h.logged("hung: no WATCHDOG=1 for 2s gen=1 pid=" + std::to_string(pid), hung));
+        CHECK_EQ(h.m.hung_total(), 1u);
+        auto reaped = h.feed(WorkerExited{pid, killed_by(SIGKILL)});
+        CHECK(h.logged("worker died gen=1", reaped));
+        CHECK(started_timer(reaped, TimerId{TimerId::Kind::Respawn, 0}, 100));
+    }
+    SUBCASE("draining stops the watch") {
+        h.feed(Notified{pid, ping()});
+        h.feed(UpgradeRequested{});
+        h.ready(2);
+        CHECK(cancelled(h.last, h.tid(TimerId::Kind::Watchdog, pid)));
+    }
+    SUBCASE("a new worker that hangs before ready fails the upgrade") {
+        h.feed(UpgradeRequested{});
+        int w2 = h.pid_of(2);
+        h.feed(Notified{w2, ping()});
+        h.advance(Millis(2000));
+        auto o = h.feed(TimerFired{h.tid(TimerId::Kind::Watchdog, w2)});
+        auto* v = h.first<UpgradeVerdict>(o);
+        REQUIRE(v != nullptr);
+        CHECK_FALSE(v->ok);
+        CHECK(v->reason.find("hung: no WATCHDOG=1 for 2s") != std::string::npos);
+        CHECK_EQ(h.m.serving_gen(), 1u);
+    }
+}
