@@ -15,6 +15,16 @@
 
 namespace sv {
 
+spdlog::level::level_enum spdlog_level(LogLevel l) {
+    switch (l) {
+    case LogLevel::Debug: return spdlog::level::debug;
+    case LogLevel::Info: return spdlog::level::info;
+    case LogLevel::Warn: return spdlog::level::warn;
+    case LogLevel::Error: return spdlog::level::err;
+    }
+    return spdlog::level::info;
+}
+
 namespace {
 
 bool g_journal = false;
@@ -33,15 +43,6 @@ LogLevel our_level(spdlog::level::level_enum l) {
     return LogLevel::Info;
 }
 
-spdlog::level::level_enum spdlog_level(LogLevel l) {
-    switch (l) {
-    case LogLevel::Debug: return spdlog::level::debug;
-    case LogLevel::Info: return spdlog::level::info;
-    case LogLevel::Warn: return spdlog::level::warn;
-    case LogLevel::Error: return spdlog::level::err;
-    }
-    return spdlog::level::info;
-}
 
 // "%*": the line's sd-daemon priority, "<N>".
 class SdPriorityFlag : public spdlog::custom_flag_formatter {

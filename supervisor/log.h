@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "supervisor/machine_types.h"
+
 namespace sv {
 
 // Sets up the default logger. level: debug, info, warn, error. When stderr is the
@@ -13,6 +15,9 @@ namespace sv {
 // ("<3>" error, "<4>" warn, "<6>" info, "<7>" debug) and carries no timestamp: journald
 // stores the priority (so `journalctl -p warning` finds our warnings) and its own time.
 void init_logging(const std::string& level);
+
+// spdlog's level for one of the machine's.
+spdlog::level::level_enum spdlog_level(LogLevel l);
 
 // True once init_logging found that stderr is the journal.
 bool logging_to_journal();

@@ -38,16 +38,6 @@ MachineSettings settings_from(const Config& c) {
     return s;
 }
 
-spdlog::level::level_enum level_of(LogLevel l) {
-    switch (l) {
-    case LogLevel::Debug: return spdlog::level::debug;
-    case LogLevel::Info: return spdlog::level::info;
-    case LogLevel::Warn: return spdlog::level::warn;
-    case LogLevel::Error: return spdlog::level::err;
-    }
-    return spdlog::level::info;
-}
-
 const char* ready_mode_name(ReadyMode m, bool probe) {
     switch (m) {
     case ReadyMode::Delay: return "delay";
@@ -347,7 +337,7 @@ void Supervisor::execute(const Action& action) {
             } else if constexpr (std::is_same_v<A, NotifySystemd>) {
                 notify_systemd(a);
             } else if constexpr (std::is_same_v<A, Log>) {
-                spdlog::log(level_of(a.level), "{}", a.text);
+                spdlog::log(spdlog_level(a.level), "{}", a.text);
             } else if constexpr (std::is_same_v<A, UpgradeVerdict>) {
                 on_upgrade_verdict(a);
             } else if constexpr (std::is_same_v<A, AnswerUpgrade>) {

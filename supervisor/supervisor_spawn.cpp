@@ -55,6 +55,10 @@ Result<WorkerEnv> Supervisor::worker_env(uint64_t gen, int slot) const {
     EnvAssignments cli;
     for (const auto& kv : cfg_.env) cli.push_back(parse_env_assignment(kv).value());  // validated by the cli
     if (creds_.uid >= 0) cli.insert(cli.end(), {{"USER", creds_.user}, {"LOGNAME", creds_.user}, {"HOME", creds_.home}});
+    // --worker-watchdog: sd_watchdog_enabled(3) in the worker reads this (no WATCHDOG_PID:
+    // any pid of the worker may ping).
+    if (cfg_.worker_watchdog.count() > 0)
+        cli.push_back({"WATCHDOG_USEC", std::to_string(cfg_.worker_watchdog.count() * 1000)});
     apply_env(in.base, cli);
     for (const auto& l : listeners_) in.listeners.push_back({l.spec.name, l.address});
     in.notify_socket = notify_.name();
