@@ -48,6 +48,10 @@ void add_readiness_options(CLI::App& app, RawOptions& raw) {
         ->type_name("DUR");
     app.add_option("--ready-timeout", raw.ready_timeout, "every mode but delay: a worker not ready by then is rolled back (default 60s)")
         ->type_name("DUR");
+    app.add_option("--worker-watchdog", raw.worker_watchdog,
+                   "a worker that sent WATCHDOG=1 and then stays silent this long is hung: killed and respawned "
+                   "(default off; workers get WATCHDOG_USEC)")
+        ->type_name("DUR");
 }
 
 void add_drain_options(CLI::App& app, RawOptions& raw) {

@@ -17,7 +17,7 @@ namespace sv {
 // the input. Options CLI11 can check itself (ranges, choices) go straight into Config.
 struct RawOptions {
     std::vector<std::string> listen, positional;
-    std::string ready = "auto", ready_delay, ready_timeout, drain_signal, drain_timeout;
+    std::string ready = "auto", ready_delay, ready_timeout, drain_signal, drain_timeout, worker_watchdog;
     std::string compat, socket_mode;
     std::string pre_check_timeout;
     std::string control_idle;

@@ -104,3 +104,33 @@ TEST_CASE("core: a supervisor stalled past --ready-timeout with READY=1 queued k
     CHECK(sv.wait_upgrade_done(2) == w2);
     CHECK_EQ(sv.count("upgrade failed gen=2"), 0u);
 }
+
+TEST_CASE("core: --worker-watchdog: a worker that pinged and then hung is killed and respawned; workers get WATCHDOG_USEC") {
+    if (!have_program("python3")) return;
+    TempDir dir;
+    // Pings WATCHDOG=1 for 0.3 s after READY=1, then hangs (alive, silent).
+    REQUIRE(write_file(dir.file("hangs.py"), R"(import os, socket, sys, time
+sys.stderr.write("hangs.py pid=%d WATCHDOG_USEC=%s\n" % (os.getpid(), os.environ.get("WATCHDOG_USEC")))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+addr = os.environ["NOTIFY_SOCKET"]
+addr = "\0" + addr[1:] if addr.startswith("@") else addr
+s.sendto(b"READY=1", addr)
+for _ in range(6):
+    s.sendto(b"WATCHDOG=1", addr)
+    time.sleep(0.05)
+time.sleep(600)
+)"));
+    Supervised sv(dir, {"-l", "127.0.0.1:0", "--ready", "notify", "--worker-watchdog", "400ms"},
+                  {"python3", dir.file("hangs.py")});
+    INFO("supervisor log:\n", tail(sv.log()));
+    REQUIRE(sv.wait_port() > 0);
+    pid_t w1 = sv.wait_ready(1);
+    REQUIRE(w1 > 0);
+    CHECK(sv.wait_log("hangs.py pid=" + std::to_string(w1) + " WATCHDOG_USEC=400000"));
+    CHECK(sv.wait_log("watchdog gen=1 pid=" + std::to_string(w1) + " timeout=400ms"));
+    CHECK(sv.wait_log("hung: no WATCHDOG=1 for 400ms gen=1 pid=" + std::to_string(w1) + ": killing it and its processes \\(hung_total=1\\)", 5.0));
+    CHECK(sv.wait_log("worker died gen=1 pid=" + std::to_string(w1) + " signal=SIGKILL", 3.0));
+    CHECK(sv.wait_log("respawn gen=1 in_ms=", 3.0));
+    CHECK(wait_until([&] { return !pid_alive(w1); }, 3.0));
+    CHECK(wait_until([&] { return sv.count("ready gen=1 pid=") >= 2; }, 5.0, &sv.proc()));
+}
