@@ -4,15 +4,16 @@
 # socket), then the supervisor's RSS, open fds, zombie children and threads before and
 # after, upgrades per second, and supervisor CPU time per upgrade (from /proc).
 # Exits 1 if an upgrade failed or anything grew.
-#   scripts/soak.sh [--upgrades N] [--out DIR]
+#   scripts/soak.sh [--upgrades N] [--ready MODE] [--out DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-upgrades=1000 out=.bench
+upgrades=1000 out=.bench ready=notify
 while (($#)); do
   case $1 in
     --upgrades) upgrades=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --ready) ready=$2; shift 2 ;;
     -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -37,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-python3 -u scripts/bench/soak.py --upgrades "$upgrades" --out "$out" \
+python3 -u scripts/bench/soak.py --upgrades "$upgrades" --ready "$ready" --out "$out" \
   --supervisor "$out/bin/supervisor" --worker "$out/bin/demo_worker" &
 pid=$!
 rc=0

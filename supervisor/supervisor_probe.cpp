@@ -12,9 +12,12 @@ namespace {
 // A tick every 10 ms: the old generation hears of the new one's readiness within about
 // that; each tick re-reads only processes that ran since the last (AcceptProbe's cache).
 constexpr uint64_t kProbePeriodMs = 10;
-// Listing a generation's processes scans /proc: every 10th tick (100 ms), and at once for
-// a new worker, so an acceptor forked by a master is found within that.
+// Listing a generation's processes scans all of /proc (about 0.7 ms here, most of the
+// probe's cost): the worker alone is looked at first, which is where most servers accept;
+// its group and descendants are listed from the 5th tick (50 ms) on, every 10th tick, so an
+// acceptor forked by a master is found within 150 ms.
 constexpr unsigned kRelistEvery = 10;
+constexpr unsigned kFirstRelist = 5;
 
 bool needs_probe(ReadyMode m) { return m == ReadyMode::Accepting || m == ReadyMode::Auto; }
 
@@ -64,7 +67,8 @@ void Supervisor::on_probe_tick(uv_timer_t* t) noexcept { static_cast<Supervisor*
 void Supervisor::probe_tick() {
     std::vector<std::pair<int, std::string>> seen;
     for (auto& [pid, w] : watched_) {
-        if (w.ticks++ % kRelistEvery == 0) w.pids = list_generation_pids(pid);
+        if (w.ticks == 0) w.pids = {pid};
+        if (w.ticks++ % kRelistEvery == kFirstRelist) w.pids = list_generation_pids(pid);
         if (w.pids.empty()) continue;  // gone: its exit is on its way
         if (auto r = w.probe.probe(w.pids, listener_inodes_))
             seen.emplace_back(pid, std::string(accept_via_name(r->how)));

@@ -118,6 +118,8 @@ def main():
     global proc
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--upgrades", type=int, default=1000)
+    ap.add_argument("--ready", default="notify", choices=["notify", "accepting", "auto", "delay"],
+                    help="the supervisor's --ready mode (accepting/auto: the /proc probe's cost shows in CPU per upgrade)")
     ap.add_argument("--warmup", type=int, default=10, help="upgrades before the 'warm' snapshot")
     ap.add_argument("--supervisor", default=os.path.join(ROOT, "build", "supervisor"))
     ap.add_argument("--worker", default=os.path.join(ROOT, "build", "demo_worker"))
@@ -131,7 +133,7 @@ def main():
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("LISTEN_", "NOTIFY_SOCKET", "SERVER_STARTER_", "SUPERVISOR_", "EINHORN_"))}
-    cmd = [args.supervisor, "--listen", f"127.0.0.1:{port}", "--ready", "notify", "--control", ctl_path,
+    cmd = [args.supervisor, "--listen", f"127.0.0.1:{port}", "--ready", args.ready, "--control", ctl_path,
            "--", args.worker]
     logpath = os.path.join(args.out, "soak.log")
     print(f"soak: {' '.join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)}", flush=True)
@@ -191,7 +193,7 @@ def main():
     rows = [("RSS (VmRSS), KiB", "VmRSS"), ("peak RSS (VmHWM), KiB", "VmHWM"), ("open fds", "fds"),
             ("zombie children", "zombies"), ("children", "children"), ("threads", "Threads")]
     out = []
-    out.append(f"{n} upgrades (`--ready notify`, no load, each waited for on the control socket) in {elapsed:.2f} s: "
+    out.append(f"{n} upgrades (`--ready {args.ready}`, no load, each waited for on the control socket) in {elapsed:.2f} s: "
                f"**{n / elapsed:.0f} upgrades/s**, {failed} failed, serving generation {status['serving_gen']}, "
                f"settled: {'yes' if settled else 'NO'}.")
     out.append("")
