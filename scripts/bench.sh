@@ -4,6 +4,12 @@
 #   scripts/bench.sh [--quick] [--duration S] [--slice S] [--interval S] [--timeline S]
 #                    [--contenders LIST] [--modes LIST] [--startup-delays LIST]
 #                    [--upgrades N | --no-soak] [--nice N] [--out DIR] [--png-dir DIR]
+#   scripts/bench.sh --readiness [--duration S]
+#
+# --readiness: only the readiness benchmark (scripts/bench/readiness.py): a server that
+# boots for 1.5 s and sends nothing, upgraded every 3 s under wrk, with --ready delay,
+# accepting and auto, beside a server that sends READY=1 (notify); latency, failures and
+# when the old generation was told to drain. Output: DIR/readiness.md.
 #
 # Contenders (same demo worker, same machine, one after another): this supervisor with
 # --ready notify (sv-notify) and with the default --ready delay (sv-delay), naive restart
@@ -20,12 +26,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=20 slice=2 interval=1 timeline=10 upgrades=1000 soak=1 quick=0
+duration=20 slice=2 interval=1 timeline=10 upgrades=1000 soak=1 quick=0 readiness=0
 contenders=sv-notify,sv-delay,naive,starter modes=keepalive,close delays=0,500
 out=.bench png_dir= nice=0
 while (($#)); do
   case $1 in
     --quick) quick=1; duration=4; slice=2; timeline=3; shift ;;
+    --readiness) readiness=1; shift ;;
     --duration) duration=$2; shift 2 ;;
     --slice) slice=$2; shift 2 ;;
     --interval) interval=$2; shift 2 ;;
@@ -56,6 +63,12 @@ if ! ninja -C build supervisor demo_worker >"$out/ninja.log" 2>&1; then
 fi
 # Private copies: a rebuild of build/ during the run must not swap binaries under it.
 cp build/supervisor build/demo_worker "$out/bin/"
+if ((readiness)); then
+  ninja -C build tests/slow_acceptor >>"$out/ninja.log" 2>&1 || { cat "$out/ninja.log" >&2; exit 1; }
+  cp build/tests/slow_acceptor "$out/bin/"
+  exec python3 -u scripts/bench/readiness.py --duration "$duration" --out "$out" --supervisor "$out/bin/supervisor" \
+    --demo-worker "$out/bin/demo_worker" --slow-acceptor "$out/bin/slow_acceptor"
+fi
 g++ -O2 -std=c++20 -Wall -Wextra -o "$out/bin/loadclient" scripts/bench/loadclient.cpp
 
 # --- every process we start is a child of this shell; stop them by pid ---------------------
