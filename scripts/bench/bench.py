@@ -315,8 +315,7 @@ class SupervisorLauncher(HupLauncher):
 
     def start(self):
         cmd = [self.args.supervisor, "--listen", f"127.0.0.1:{self.port}", "--drain-timeout", "10s"]
-        if self.ready_mode == "notify":
-            cmd += ["--ready", "notify"]
+        cmd += ["--ready", self.ready_mode]  # say it: the default is auto
         cmd += ["--", self.args.worker, "--startup-delay", fmt_dur(self.startup_ms)]
         self.cmdline = " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd)
         self.proc = self.popen(cmd, self.label)
