@@ -377,6 +377,8 @@ void Supervisor::shutdown(int code) {
     if (control_) control_->close();  // `ctl stop` callers see the connection close as we exit
     signals_.clear();
     notify_poll_.close();
+    probe_timer_.close();  // a repeating timer would keep the loop (and us) alive
+    watched_.clear();
     timers_.clear();
     containment_.kill_all();  // nothing we started outlives us, nor holds the port after we exit
 }
