@@ -2,6 +2,7 @@
 // process chooses its own comm, so nothing about that field is trusted.
 #include "supervisor/proc_files.h"
 
+#include <cctype>
 #include <charconv>
 #include <vector>
 
@@ -61,7 +62,7 @@ std::optional<ProcStat> parse_proc_stat(std::string_view text) {
     while (!rest.empty() && (rest.back() == '\n' || rest.back() == ' ')) rest.remove_suffix(1);
     auto f = split_fields(rest, ' ');
     // f[0] is field 3 (state), so field N is f[N - 3]; start_time is field 22.
-    if (f.size() < 20 || f[0].size() != 1) return std::nullopt;
+    if (f.size() < 20 || f[0].size() != 1 || !std::isalpha(static_cast<unsigned char>(f[0][0]))) return std::nullopt;
     st.state = f[0][0];
     if (!to_number(f[1], &st.ppid) || !to_number(f[2], &st.pgrp) || !to_number(f[3], &st.session) ||
         !to_number(f[19], &st.start_time))
