@@ -227,7 +227,7 @@ namespace {
 // It writes what it got to argv[1] first.
 const char* kPathOnlyWorker =
     "import os,signal,socket,sys,time\n"
-    "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+    "signal.signal(signal.SIGTERM, lambda *a: os._exit(0))\n"
     "p=os.environ.get('NOTIFY_SOCKET','')\n"
     "open(sys.argv[1]+'.tmp','w').write(p); os.rename(sys.argv[1]+'.tmp', sys.argv[1])\n"
     "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', p)\n"

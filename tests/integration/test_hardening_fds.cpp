@@ -206,7 +206,7 @@ TEST_CASE("hardening: drift: a worker that sets O_NONBLOCK on fd 3 is reported o
     const std::string sock = dir.file("c.sock");
     const char* worker =
         "import os,signal,socket,sys,time\n"
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        "signal.signal(signal.SIGTERM, lambda *a: os._exit(0))\n"
         "os.set_blocking(3, False)\n"
         "p=os.environ['NOTIFY_SOCKET']; p='\\0'+p[1:] if p.startswith('@') else p\n"
         "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1', p)\n"

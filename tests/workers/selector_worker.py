@@ -25,7 +25,9 @@ def on_term(_signum, _frame):
     global STOPPING
     STOPPING = True
     if not BUSY:
-        raise SystemExit(0)
+        # os._exit, not SystemExit: an exception raised while CPython runs a finalizer
+        # (a socket's __del__) is "ignored", and the worker would sleep on, undrained.
+        os._exit(0)
 
 
 def serve(conn):
