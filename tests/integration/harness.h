@@ -193,8 +193,15 @@ public:
 private:
     std::vector<pid_t> leftovers() const;
 
+    // Destroyed after guard_ (members go in reverse order): once the supervisor is gone,
+    // removes the cgroups it made (supervisor.<pid>), which a SIGKILLed one leaves behind.
+    struct CgroupSweep {
+        const Process& p;
+        ~CgroupSweep();
+    };
     std::string dir_;
     Process proc_;
+    CgroupSweep sweep_{proc_};
     ProcessGuard guard_;
 };
 

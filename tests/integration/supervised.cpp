@@ -3,8 +3,10 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <cstring>
 
 namespace svtest {
@@ -34,6 +36,27 @@ Supervised::Supervised(const TempDir& dir, const std::vector<std::string>& optio
 }
 
 Supervised::~Supervised() = default;
+
+// Where containment.cpp puts them: <our cgroup>/supervisor.<pid>, under the cgroup2 mount
+// (/sys/fs/cgroup/unified on hybrid systems). Empty by now: rmdir, deepest first.
+Supervised::CgroupSweep::~CgroupSweep() {
+    if (p.pid() <= 0) return;
+    std::string ours = read_file("/proc/self/cgroup");
+    size_t at = ours.find("0::");
+    if (at == std::string::npos) return;
+    std::string path = ours.substr(at + 3, ours.find('\n', at) - at - 3);
+    if (path == "/") path.clear();
+    for (std::string base : {"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}) {
+        std::string top = base + path + "/supervisor." + std::to_string(p.pid());
+        std::error_code ec;
+        if (!std::filesystem::is_directory(top, ec)) continue;
+        std::vector<std::string> dirs{top};
+        for (auto it = std::filesystem::recursive_directory_iterator(top, ec); !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+            if (it->is_directory(ec)) dirs.push_back(it->path().string());
+        std::sort(dirs.begin(), dirs.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+        for (const auto& d : dirs) ::rmdir(d.c_str());
+    }
+}
 
 std::vector<pid_t> Supervised::leftovers() const {
     std::vector<pid_t> workers, pids;
