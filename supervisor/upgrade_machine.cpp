@@ -169,23 +169,22 @@ void UpgradeMachine::on(const Notified& e) {
     if (e.msg.watchdog) watchdog_ping(*w);
     if (!e.msg.ready || w->state != WorkerState::Starting) return;  // ignore: READY=1 repeated, or draining
     w->notified = true;
-    switch (phase_) {
-    case Phase::Starting:
-    case Phase::Serving:
-    case Phase::Upgrading: consider_ready(*w); return;
-    case Phase::Stopping:
-    case Phase::Stopped: return;  // ignore: no worker is Starting once a stop began
-    }
+    readiness_news(*w);
 }
 
 void UpgradeMachine::on(const WorkerAccepting& e) {
     Worker* w = find(e.pid);
     if (w == nullptr || w->state != WorkerState::Starting || !w->seen.empty()) return;  // ignore: stale or repeated
     w->seen = e.how.empty() ? "accept" : e.how;
+    readiness_news(*w);
+}
+
+// The row of the table for what a starting worker said (READY=1) or did (accepting).
+void UpgradeMachine::readiness_news(Worker& w) {
     switch (phase_) {
     case Phase::Starting:
     case Phase::Serving:
-    case Phase::Upgrading: consider_ready(*w); return;
+    case Phase::Upgrading: consider_ready(w); return;
     case Phase::Stopping:
     case Phase::Stopped: return;  // ignore: no worker is Starting once a stop began
     }

@@ -53,8 +53,6 @@ public:
 
     Phase phase() const { return phase_; }
     const std::vector<Worker>& workers() const { return workers_; }
-    // Drained workers already reaped whose processes may still run (until the drain deadline).
-    const std::vector<Worker>& lingering() const { return lingering_; }
     // The generation every slot runs once nothing is in flight: the oldest slot target.
     uint64_t serving_gen() const;
     uint64_t upgrading_gen() const { return upgrade_ ? upgrade_->gen : 0; }
@@ -112,6 +110,7 @@ private:
     const char* ready_mode_name() const;
     std::string not_ready_reason(const Worker& w) const;
     void consider_ready(Worker& w);
+    void readiness_news(Worker& w);
     void reject_spawn(const WorkerSpawned& e, const char* why);
     void spawn_failed(const SpawnFailed& e);
     void startup_failed(const SpawnFailed& e);
