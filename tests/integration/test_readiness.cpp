@@ -75,7 +75,9 @@ void upgrade_seen(const std::vector<std::string>& cmd, const std::string& how, i
 TEST_CASE("readiness: --ready accepting sees each way of accepting; the old generation serves until then") {
     REQUIRE(file_exists(env("SLOW_ACCEPTOR_BIN")));
     SUBCASE("blocking accept") { upgrade_seen(slow("accept", 700), "accept", 700); }
-    SUBCASE("epoll") { upgrade_seen(slow("epoll", 700), "epoll", 700); }
+    // An epoll worker woken for a connection the old generation took may be caught in the
+    // accept4() that follows: waiting on the listener all the same.
+    SUBCASE("epoll") { upgrade_seen(slow("epoll", 700), "epoll|accept", 700); }
     SUBCASE("accept in a second thread") { upgrade_seen(slow("thread", 700), "accept", 700); }
     SUBCASE("a master that forks its acceptors") { upgrade_seen(slow("fork", 700), "accept", 700); }
     SUBCASE("the listener dup'ed to fd 40") { upgrade_seen(slow("accept", 700, {"--dup-to", "40"}), "accept", 700); }
@@ -87,7 +89,7 @@ TEST_CASE("readiness: --ready accepting sees each way of accepting; the old gene
 }
 
 TEST_CASE("readiness: --ready auto judges a server that knows nothing by what it does") {
-    upgrade_seen(slow("epoll", 700), "epoll", 700, "auto");
+    upgrade_seen(slow("epoll", 700), "epoll|accept", 700, "auto");
 }
 
 TEST_CASE("readiness: a worker that never accepts is rolled back at --ready-timeout") {

@@ -15,19 +15,8 @@ import sys
 import time
 
 GEN = os.environ.get("SUPERVISOR_GENERATION", "0")
-# Drain: SIGTERM while idle (waiting in select/poll/accept) exits at once; during a
-# request, once it is answered.
-BUSY = False
-STOPPING = False
-
-
-def on_term(_signum, _frame):
-    global STOPPING
-    STOPPING = True
-    if not BUSY:
-        # os._exit, not SystemExit: an exception raised while CPython runs a finalizer
-        # (a socket's __del__) is "ignored", and the worker would sleep on, undrained.
-        os._exit(0)
+# Drain: SIGTERM is blocked and looked for between requests (select waits at most 50 ms),
+# so it never lands between accept() and the answer: the request in flight is finished.
 
 
 def serve(conn):
@@ -62,21 +51,17 @@ def main():
     time.sleep(args.boot_ms / 1000)
     sel = selectors.PollSelector() if args.selector == "poll" else selectors.SelectSelector()
     sel.register(sock, selectors.EVENT_READ)
-    global BUSY
-    signal.signal(signal.SIGTERM, on_term)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     sys.stderr.write(f"selector_worker pid={os.getpid()} booted\n")
     sys.stderr.flush()
-    while True:
-        for _key, _events in sel.select():
+    while signal.SIGTERM not in signal.sigpending():
+        for _key, _events in sel.select(timeout=0.05):
             try:
                 conn, _addr = sock.accept()
             except BlockingIOError:
                 continue
-            BUSY = True
             serve(conn)
-            BUSY = False
-            if STOPPING:
-                return 0
+    return 0
 
 
 if __name__ == "__main__":
