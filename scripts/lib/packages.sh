@@ -22,7 +22,7 @@ ensure_packages() {
     printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
   fi
   log=$(mktemp)
-  { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1 || status=$?
+  { apt-get update -qq -o DPkg::Lock::Timeout=300 && apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends "${missing[@]}"; } >"$log" 2>&1 || status=$?
   ((own_policy)) && rm -f "$policy"
   if ((status != 0)); then
     tail -20 "$log" >&2
