@@ -175,7 +175,7 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
     auto* stop = app.add_subcommand("stop", "graceful stop; waits until the supervisor has exited");
     stop->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
     auto* reexec = app.add_subcommand("reexec", "replace the supervisor's own binary, keeping its pid, sockets and workers");
-    reexec->add_option("--binary", out->binary, "the new binary (default: the path it was started from, read again)")->type_name("PATH");
+    reexec->add_option("--binary", out->binary, "the new binary (default: the path of the one running, read again)")->type_name("PATH");
     reexec->add_option("--timeout", timeout_text, "bound on the new binary's state check (default 10s)")->type_name("DUR");
 
     std::vector<std::string> rev(args.rbegin(), args.rend());

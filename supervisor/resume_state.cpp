@@ -172,6 +172,7 @@ std::string serialize_resume_state(const ResumeState& st) {
     j["env"] = st.env;
     j["started_mono_ns"] = st.started_mono_ns;
     j["started_unix_ms"] = st.started_unix_ms;
+    j["written_mono_ns"] = st.written_mono_ns;
     j["notify"] = {{"fd", st.notify_fd}, {"name", st.notify_name}, {"dir", st.notify_dir}};
     j["control"] = {{"fd", st.control_fd}, {"path", st.control_path}, {"inode", st.control_inode}, {"client_fd", st.client_fd}};
     j["pid_file"] = {{"fd", st.pid_file_fd}, {"path", st.pid_file_path}};
@@ -387,6 +388,7 @@ Result<ResumeState> parse_resume_state(std::string_view text) {
     f.strings("env", &st.env);
     f.i64("started_mono_ns", &st.started_mono_ns, 0, std::numeric_limits<int64_t>::max());
     f.i64("started_unix_ms", &st.started_unix_ms, 0, std::numeric_limits<int64_t>::max());
+    f.i64("written_mono_ns", &st.written_mono_ns, 0, std::numeric_limits<int64_t>::max());
     read_listeners(f, &st, &err);
     read_contained(f, &st, &err);
     read_timers(f, &st, &err);

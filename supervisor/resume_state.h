@@ -54,6 +54,7 @@ struct ResumeState {
     std::vector<std::string> env;   // the environment the supervisor was started with
     int64_t started_mono_ns = 0;    // CLOCK_MONOTONIC at start: the machine's clock origin
     int64_t started_unix_ms = 0;
+    int64_t written_mono_ns = 0;    // CLOCK_MONOTONIC when written: timers' remaining time is as of then
     std::vector<ResumeListener> listeners;
     int notify_fd = -1;
     std::string notify_name, notify_dir;  // dir: ours to remove at exit ("" for abstract)

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -35,6 +36,8 @@ Result<ResumeState> Supervisor::export_state(uint64_t client) {
     st.env = launch_.env;
     st.started_mono_ns = mono_ns(started_);
     st.started_unix_ms = started_unix_ms_;
+    uv_update_time(&loop_);  // due times are measured from the loop's clock: make it now
+    st.written_mono_ns = mono_ns(std::chrono::steady_clock::now());
     for (const auto& l : listeners_)
         st.listeners.push_back({l.spec.name, l.address, l.fd.get(), static_cast<uint64_t>(l.unix_inode), l.adopted});
     st.notify_fd = notify_.fd();
@@ -68,8 +71,11 @@ Result<ResumeState> Supervisor::export_state(uint64_t client) {
     return st;
 }
 
+// What was left of each timer when the state was written, less the time the swap took.
 void Supervisor::resume_timers(const ResumeState& st) {
-    for (const auto& t : st.timers) start_timer(t.id, t.remaining);
+    auto since_written = std::chrono::nanoseconds(mono_ns(std::chrono::steady_clock::now()) - st.written_mono_ns);
+    Millis swap = std::max(Millis{0}, std::chrono::duration_cast<Millis>(since_written));
+    for (const auto& t : st.timers) start_timer(t.id, std::max(Millis{0}, t.remaining - swap));
 }
 
 Result<Ok> Supervisor::resume() {

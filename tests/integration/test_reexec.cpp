@@ -256,3 +256,32 @@ TEST_CASE("reexec: --check-state reads a state built by hand: the versions eithe
     expect_one_line_error(check(R"({"version":1,"exe":"/x"})"), 1, {"resume state: argv is missing"});
     expect_one_line_error(check(R"({"version":1,)"), 1, {"resume state: not valid JSON (truncated?)"});
 }
+
+TEST_CASE("reexec: systemd hears RELOADING=1 then READY=1 from the same pid, and nothing goes to the fd store again") {
+    Serving f;
+    NotifyListener systemd;
+    REQUIRE_FALSE(systemd.name().empty());
+    auto env = environment_with({"NOTIFY_SOCKET=" + systemd.name()});
+    f.start({.options = ctl_options(f), .env = &env});
+    std::vector<std::string> fdstore;
+    auto next = [&] {
+        for (;;) {
+            auto m = systemd.receive(5.0);
+            if (!m) return std::string("(nothing)");
+            if (m->rfind("FDSTORE=", 0) == 0) fdstore.push_back(*m);
+            else if (m->rfind("STATUS=", 0) != 0) return *m;
+        }
+    };
+    CHECK(next().find("READY=1") != std::string::npos);
+    const size_t stored = fdstore.size();
+    auto r = f.ctl({"reexec"});
+    INFO(r.output);
+    REQUIRE_EQ(r.code, 0);
+    auto m1 = next();
+    CHECK(m1.find("RELOADING=1") != std::string::npos);
+    CHECK(m1.find("MONOTONIC_USEC=") != std::string::npos);
+    auto m2 = next();
+    CHECK(m2.find("READY=1") != std::string::npos);
+    CHECK(m2.find("re-executed") != std::string::npos);
+    CHECK_EQ(fdstore.size(), stored);
+}

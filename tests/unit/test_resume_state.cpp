@@ -19,6 +19,7 @@ ResumeState wrap(const MachineState& m) {
     st.env = {"PATH=/usr/bin:/bin", "LANG=C.UTF-8"};
     st.started_mono_ns = 123'456'789;
     st.started_unix_ms = 1'700'000'000'000;
+    st.written_mono_ns = 987'654'321;
     st.listeners = {{"http", "127.0.0.1:8080", 5, 0, false}, {"sock", "/run/app.sock", 6, 4242, true}};
     st.notify_fd = 7;
     st.notify_name = "/tmp/sv.1/notify";
