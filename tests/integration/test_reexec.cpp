@@ -285,3 +285,48 @@ TEST_CASE("reexec: systemd hears RELOADING=1 then READY=1 from the same pid, and
     CHECK(m2.find("re-executed") != std::string::npos);
     CHECK_EQ(fdstore.size(), stored);
 }
+
+TEST_CASE("reexec: a failed execve leaves the old image running, its fds and signals as they were") {
+    Serving f;
+    Supervised& sv = f.start({.options = ctl_options(f)});
+    const pid_t pid = sv.pid();
+    const std::string exe = exe_of(pid);
+    const size_t fds_before = proc::open_fds(pid).size();
+    // It passes the check and then removes itself: the execve that follows finds nothing.
+    const std::string vanishing = f.dir.file("vanishing");
+    REQUIRE(write_script(vanishing, "rm -f \"$0\"; exit 0"));
+    auto r = f.ctl({"reexec", "--binary", vanishing});
+    INFO(r.output);
+    CHECK_EQ(r.code, 1);
+    CHECK(r.output.find("reexec failed: execve " + vanishing + ": No such file or directory") != std::string::npos);
+    CHECK(sv.wait_log("reexec failed binary=.*still running the old image"));
+    CHECK_EQ(exe_of(pid), exe);
+    CHECK_EQ(proc::open_fds(pid).size(), fds_before);  // CLOEXEC restored, the memfd closed
+    REQUIRE(sv.hup());                                  // signals are unblocked again
+    pid_t w2 = sv.wait_upgrade_done(2);
+    REQUIRE(w2 > 0);
+    CHECK(wait_served_by(f.port, w2));
+    CHECK_EQ(f.ctl({"reexec"}).code, 0);
+}
+
+TEST_CASE("reexec: a worker that exits during the swap is reaped by the new image and respawned") {
+    Serving f;
+    Supervised& sv = f.start({.options = ctl_options(f)});
+    const pid_t w1 = f.w1;
+    // The new binary's check kills the worker and waits until it is a zombie: its SIGCHLD
+    // reaches the old image just before the execve, so only the new image's sweep sees it.
+    const std::string wrapper = f.dir.file("killing-check");
+    REQUIRE(write_script(wrapper, "if [ \"$1\" = --check-state ]; then kill -TERM " + std::to_string(w1) +
+                                      "; while [ \"$(cut -d' ' -f3 /proc/" + std::to_string(w1) +
+                                      "/stat)\" != Z ]; do :; done; fi\nexec " + sh_quote(bins().supervisor) + " \"$@\""));
+    auto r = f.ctl({"reexec", "--binary", wrapper});
+    INFO(r.output);
+    REQUIRE_EQ(r.code, 0);
+    const std::string died = "worker died gen=1 pid=" + std::to_string(w1) + " ";
+    REQUIRE(sv.wait_log(died));
+    auto text = sv.log();
+    CHECK_LT(text.find("resumed pid="), text.find(died));
+    CHECK(wait_until([&] { return !pid_alive(w1); }, 2.0));  // reaped: no zombie left
+    CHECK(sv.wait_log("respawn gen=1"));
+    CHECK(sv.wait_nth_ready(2) > 0);
+}
