@@ -170,7 +170,7 @@ TEST_CASE("reexec: a draining worker is still killed at its original drain deadl
     double killed_after = since_drain.seconds();
     std::printf("reexec during a drain: killed %.3f s after the drain began (deadline 1.5 s)\n", killed_after);
     CHECK_GE(killed_after, 1.3);
-    CHECK_LT(killed_after, 2.0);
+    CHECK_LT(killed_after, 1.8);  // a deadline restarted at the swap: 2.25 s
     CHECK(sv.wait_log("exited gen=1 pid=" + std::to_string(f.w1) + " signal=SIGKILL"));
     CHECK(wait_until([&] { return !pid_alive(f.w1); }, 2.0));
 }
