@@ -114,7 +114,7 @@ Result<Ok> Supervisor::open_control() {
     if (cfg_.control_path.empty()) return Ok{};
     auto on_request = [this](uint64_t id, const ControlRequest& r) { on_control(id, r); };
     auto on_closed = [this](uint64_t id) { on_control_closed(id); };
-    auto busy = [this](uint64_t id) { return machine_.waiting(id) || id == reexec_client_; };
+    auto busy = [this](uint64_t id) { return machine_.waiting(id); };
     ControlLimits limits{cfg_.control_max_clients, cfg_.control_idle_timeout};
     auto c = resume_ && resume_->control_fd >= 0
                  ? ControlServer::adopt(&loop_, resume_->control_fd, cfg_.control_path,

@@ -159,7 +159,6 @@ private:
 
     Launch launch_;
     std::optional<ResumeState> resume_;
-    uint64_t reexec_client_ = 0;  // the `ctl reexec` client being served (never idle-closed)
 
     Containment containment_;
     std::set<int> leftovers_;  // reaped workers whose containment still has members
