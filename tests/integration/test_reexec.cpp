@@ -330,3 +330,12 @@ TEST_CASE("reexec: a worker that exits during the swap is reaped by the new imag
     CHECK(sv.wait_log("respawn gen=1"));
     CHECK(sv.wait_nth_ready(2) > 0);
 }
+
+TEST_CASE("reexec: ctl usage errors exit 2 with one line") {
+    TempDir dir;
+    auto r = supervisor_ctl(dir, {"--control", dir.file("c.sock"), "reexec", "--timeout", "0"});
+    CHECK_EQ(r.code, 2);
+    CHECK(r.output.find("invalid --timeout '0'") != std::string::npos);
+    auto nobody = supervisor_ctl(dir, {"--control", dir.file("c.sock"), "reexec"});
+    CHECK_EQ(nobody.code, 3);  // nothing listens there
+}
