@@ -5,16 +5,18 @@
 # after, upgrades per second, and supervisor CPU time per upgrade (from /proc).
 # Exits 1 if an upgrade failed or anything grew.
 #   scripts/soak.sh [--upgrades N] [--ready MODE] [--out DIR]
+#   scripts/soak.sh --reexec [N]   N `ctl reexec`s instead (default 1000): same pid, same worker, flat footprint
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-upgrades=1000 out=.bench ready=notify
+upgrades=1000 out=.bench ready=notify reexecs=0
 while (($#)); do
   case $1 in
+    --reexec) if [[ ${2:-} =~ ^[0-9]+$ ]]; then reexecs=$2; shift 2; else reexecs=1000; shift; fi ;;
     --upgrades) upgrades=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --ready) ready=$2; shift 2 ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "soak: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -38,8 +40,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-python3 -u scripts/bench/soak.py --upgrades "$upgrades" --ready "$ready" --out "$out" \
-  --supervisor "$out/bin/supervisor" --worker "$out/bin/demo_worker" &
+if ((reexecs > 0)); then
+  python3 -u scripts/bench/soak_reexec.py --reexecs "$reexecs" --out "$out" \
+    --supervisor "$out/bin/supervisor" --worker "$out/bin/demo_worker" &
+else
+  python3 -u scripts/bench/soak.py --upgrades "$upgrades" --ready "$ready" --out "$out" \
+    --supervisor "$out/bin/supervisor" --worker "$out/bin/demo_worker" &
+fi
 pid=$!
 rc=0
 wait "$pid" || rc=$?

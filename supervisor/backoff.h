@@ -15,6 +15,8 @@ public:
     // A worker was ready for `uptime` before it died: long enough resets the backoff.
     void note_uptime(Millis uptime);
     Millis peek() const { return next_; }
+    // A resumed supervisor (`ctl reexec`) carries on with the delay the old image had reached.
+    void resume_at(Millis next) { next_ = next; }
 
 private:
     Millis initial_, max_, reset_after_, next_;

@@ -24,6 +24,7 @@
 #include "supervisor/config.h"
 #include "supervisor/proc_files.h"
 #include "supervisor/result.h"
+#include "supervisor/resume_state.h"
 #include "supervisor/unique_fd.h"
 
 namespace sv {
@@ -47,6 +48,7 @@ public:
     // "cgroup v2 /sys/fs/cgroup/…/supervisor.123" or "process groups + pidfds (<reason>)".
     const std::string& describe() const { return description_; }
     bool uses_cgroups() const { return !base_.empty(); }
+    const std::string& base() const { return base_; }
 
     // Before fork: the worker's cgroup (mkdir + open cgroup.procs). Errors name the
     // directory; the caller may spawn with an empty Placement (fallback for that worker).
@@ -71,6 +73,10 @@ public:
     void leader_reaped(int pid);
     // Nothing of it is left: its cgroup is removed (retried later while busy), state dropped.
     void forget(int pid);
+    // `ctl reexec` (containment_resume.cpp): what is tracked, as data; and back, each
+    // process re-held by a pidfd only if it is still the one recorded (same start time).
+    std::vector<ResumeContained> export_tracked() const;
+    static Containment resume(std::string base, std::string description, const std::vector<ResumeContained>& tracked);
     // At exit: kills every tracked worker's containment and every other process below us
     // (orphans reparented to us), reaps them (bounded), removes every cgroup we made.
     void kill_all();

@@ -10,6 +10,25 @@ namespace sv {
 
 using json = nlohmann::json;
 
+namespace {
+
+Result<ControlRequest> parse_reexec_request(const json& j) {
+    ControlRequest r{ControlRequest::Cmd::Reexec};
+    if (auto it = j.find("binary"); it != j.end()) {
+        if (!it->is_string() || it->get_ref<const std::string&>().empty() || it->get_ref<const std::string&>()[0] != '/')
+            return Error{0, "reexec: \"binary\" must be an absolute path"};
+        r.binary = it->get<std::string>();
+    }
+    if (auto it = j.find("timeout_ms"); it != j.end()) {
+        if (!it->is_number_unsigned() || it->get<uint64_t>() == 0 || it->get<uint64_t>() > 3'600'000)
+            return Error{0, "reexec: \"timeout_ms\" must be an integer from 1 to 3600000"};
+        r.timeout_ms = it->get<int64_t>();
+    }
+    return r;
+}
+
+} // namespace
+
 Result<ControlRequest> parse_control_request(std::string_view line) {
     if (line.size() > kControlMaxLine) return Error{0, "request too long"};
     json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
@@ -21,7 +40,8 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     if (cmd == "status") return ControlRequest{ControlRequest::Cmd::Status};
     if (cmd == "upgrade") return ControlRequest{ControlRequest::Cmd::Upgrade};
     if (cmd == "stop") return ControlRequest{ControlRequest::Cmd::Stop};
-    return Error{0, "unknown cmd \"" + cmd.substr(0, 64) + "\" (status, upgrade, stop)"};
+    if (cmd == "reexec") return parse_reexec_request(j);
+    return Error{0, "unknown cmd \"" + cmd.substr(0, 64) + "\" (status, upgrade, stop, reexec)"};
 }
 
 std::string control_error(std::string_view what) {

@@ -17,11 +17,14 @@ namespace sv {
 constexpr size_t kControlMaxLine = 64 * 1024;
 
 struct ControlRequest {
-    enum class Cmd { Status, Upgrade, Stop };
+    enum class Cmd { Status, Upgrade, Stop, Reexec };
     Cmd cmd = Cmd::Status;
+    std::string binary;      // reexec: the new binary ("": the one we were started from)
+    int64_t timeout_ms = 0;  // reexec: bound on the new binary's state check (0: default)
 };
 
-// {"cmd":"status"} | {"cmd":"upgrade"} | {"cmd":"stop"}. Errors say what is wrong.
+// {"cmd":"status"} | {"cmd":"upgrade"} | {"cmd":"stop"} |
+// {"cmd":"reexec"[,"binary":PATH][,"timeout_ms":N]}. Errors say what is wrong.
 Result<ControlRequest> parse_control_request(std::string_view line);
 
 // One reply line each (with the trailing newline).

@@ -113,6 +113,11 @@ void ControlServer::accept_one() {
     clients_[c->id] = c;
     touch(c);
     if (refuse_over_cap(c)) return;
+    start_client(c);
+}
+
+// Checks the peer (SO_PEERCRED) and starts reading its requests.
+void ControlServer::start_client(Client* c) {
     uv_os_fd_t fd;
     ucred cred{};
     socklen_t len = sizeof cred;
@@ -262,6 +267,62 @@ void ControlServer::drop(Client* c) {
     uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), free_client);
     on_closed_(id);
     if (clients_.empty() && sweep_ != nullptr) uv_timer_stop(sweep_);
+}
+
+// --- `ctl reexec`: the listener and the waiting client taken over from the previous image ---
+
+Result<std::unique_ptr<ControlServer>> ControlServer::adopt(uv_loop_t* loop, int fd, const std::string& path, ino_t inode,
+                                                            RequestFn on_request, ClosedFn on_closed, BusyFn is_busy,
+                                                            ControlLimits limits) {
+    std::unique_ptr<ControlServer> s(new ControlServer());
+    s->path_ = path;
+    s->inode_ = inode;
+    s->on_request_ = std::move(on_request);
+    s->on_closed_ = std::move(on_closed);
+    s->is_busy_ = std::move(is_busy);
+    s->limits_ = limits;
+    s->sweep_ = new uv_timer_t{};
+    uv_timer_init(loop, s->sweep_);
+    s->sweep_->data = s.get();
+    s->server_ = new uv_pipe_t{};
+    uv_pipe_init(loop, s->server_, 0);
+    s->server_->data = s.get();
+    if (int rc = uv_pipe_open(s->server_, fd); rc < 0)
+        return Error{-rc, "cannot take over the control socket " + path + ": " + uv_strerror(rc)};
+    if (int rc = uv_listen(reinterpret_cast<uv_stream_t*>(s->server_), 16, on_connection); rc < 0)
+        return Error{-rc, "cannot listen on the control socket " + path + ": " + uv_strerror(rc)};
+    return s;
+}
+
+uint64_t ControlServer::adopt_client(int fd) {
+    auto* c = new Client{};
+    uv_pipe_init(server_->loop, &c->pipe, 0);
+    c->server = this;
+    c->id = next_id_++;
+    c->pipe.data = c;
+    if (uv_pipe_open(&c->pipe, fd) < 0) {
+        uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), free_client);
+        return 0;
+    }
+    clients_[c->id] = c;
+    touch(c);
+    start_client(c);
+    return clients_.count(c->id) ? c->id : 0;
+}
+
+int ControlServer::listener_fd() const {
+    uv_os_fd_t fd = -1;
+    if (server_ == nullptr || uv_fileno(reinterpret_cast<const uv_handle_t*>(server_), &fd) < 0) return -1;
+    return fd;
+}
+
+int ControlServer::client_fd(uint64_t client) const {
+    auto it = clients_.find(client);
+    uv_os_fd_t fd = -1;
+    if (it == clients_.end() || it->second->closing ||
+        uv_fileno(reinterpret_cast<const uv_handle_t*>(&it->second->pipe), &fd) < 0)
+        return -1;
+    return fd;
 }
 
 } // namespace sv

@@ -32,6 +32,17 @@ public:
     // Binds `path` with mode 0600 (a stale socket file is replaced, a live one refused).
     static Result<std::unique_ptr<ControlServer>> create(uv_loop_t* loop, const std::string& path, RequestFn on_request,
                                                          ClosedFn on_closed, BusyFn is_busy = {}, ControlLimits limits = {});
+    // `ctl reexec` (control_resume.cpp): the bound listener `fd` (and its socket file's
+    // inode) taken over from the previous image.
+    static Result<std::unique_ptr<ControlServer>> adopt(uv_loop_t* loop, int fd, const std::string& path, ino_t inode,
+                                                        RequestFn on_request, ClosedFn on_closed, BusyFn is_busy,
+                                                        ControlLimits limits);
+    // A connected client taken over; returns its new id, or 0 if the fd cannot be used.
+    uint64_t adopt_client(int fd);
+    // The fds a reexec keeps: the listener's, and the client's (-1 if gone).
+    int listener_fd() const;
+    int client_fd(uint64_t client) const;
+    ino_t inode() const { return inode_; }
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -51,6 +62,7 @@ private:
     static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
     static void on_sweep(uv_timer_t* t) noexcept;
     void accept_one();
+    void start_client(Client* c);
     bool refuse_over_cap(Client* c);
     void touch(Client* c);
     void sweep();

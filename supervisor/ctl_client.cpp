@@ -130,10 +130,11 @@ int connect_control(const std::string& path, UniqueFd* out) {
 }
 
 // Sends a request and reads its reply as JSON.
-int request(Connection& c, const std::string& cmd, Clock::time_point deadline, json* reply) {
+int request(Connection& c, const std::string& cmd, Clock::time_point deadline, json* reply, json body = json::object()) {
     // A refused caller is told why and disconnected at once, so a failed send may still
     // leave that reason to read.
-    bool sent = c.send(json{{"cmd", cmd}}.dump() + "\n");
+    body["cmd"] = cmd;
+    bool sent = c.send(body.dump() + "\n");
     std::string line;
     int rc = c.read_line(&line, sent ? deadline : std::min(deadline, Clock::now() + std::chrono::seconds(1)));
     // The connect worked, so a supervisor is there (it may be at its fd limit or client
@@ -146,7 +147,7 @@ int request(Connection& c, const std::string& cmd, Clock::time_point deadline, j
     return kCtlOk;
 }
 
-enum class Subcommand { Status, Upgrade, Stop };
+enum class Subcommand { Status, Upgrade, Stop, Reexec };
 
 // What the command line asks for, once parsed and checked.
 struct CtlRequest {
@@ -154,6 +155,7 @@ struct CtlRequest {
     std::string control;
     Millis timeout{300'000};
     bool as_json = false;
+    std::string binary;  // reexec --binary
 };
 
 // Parses `supervisor ctl` arguments into *out. Returns -1 to go on, else the exit code
@@ -172,6 +174,9 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
     upgrade->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
     auto* stop = app.add_subcommand("stop", "graceful stop; waits until the supervisor has exited");
     stop->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
+    auto* reexec = app.add_subcommand("reexec", "replace the supervisor's own binary, keeping its pid, sockets and workers");
+    reexec->add_option("--binary", out->binary, "the new binary (default: the path of the one running, read again)")->type_name("PATH");
+    reexec->add_option("--timeout", timeout_text, "bound on the new binary's state check (default 10s)")->type_name("DUR");
 
     std::vector<std::string> rev(args.rbegin(), args.rend());
     try {
@@ -182,7 +187,15 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
     } catch (const CLI::ParseError& e) {
         return fail(kCtlUsage, std::string(e.what()) + " (see supervisor ctl --help)");
     }
-    out->sub = status->parsed() ? Subcommand::Status : upgrade->parsed() ? Subcommand::Upgrade : Subcommand::Stop;
+    out->sub = status->parsed()    ? Subcommand::Status
+               : upgrade->parsed() ? Subcommand::Upgrade
+               : reexec->parsed()  ? Subcommand::Reexec
+                                   : Subcommand::Stop;
+    if (!out->binary.empty() && out->binary[0] != '/') {
+        char cwd[4096];
+        if (::getcwd(cwd, sizeof cwd) == nullptr) return fail(kCtlUsage, "--binary " + out->binary + ": cannot resolve a relative path");
+        out->binary = std::string(cwd) + "/" + out->binary;
+    }
     const char* rt = std::getenv("RUNTIME_DIRECTORY");
     if (out->control.empty() && rt != nullptr && *rt != '\0') out->control = std::string(rt) + "/supervisor.sock";
     if (out->control.empty()) return fail(kCtlUsage, "no control socket: give --control PATH (or set RUNTIME_DIRECTORY)");
@@ -190,6 +203,8 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
         auto d = parse_duration(timeout_text);
         if (!d || d->count() == 0) return fail(kCtlUsage, "invalid --timeout '" + timeout_text + "': expected a duration like 30s");
         out->timeout = *d;
+    } else if (out->sub == Subcommand::Reexec) {
+        out->timeout = Millis{10'000};
     }
     return -1;
 }
@@ -231,6 +246,20 @@ int ctl_stop(Connection& conn, Clock::time_point deadline, Millis timeout) {
     return kCtlOk;
 }
 
+// `ctl reexec`: 0 once the new image answers on this same connection (same pid), 1 with
+// the reason when refused or when the execve failed (the old image keeps running).
+int ctl_reexec(Connection& conn, const CtlRequest& req) {
+    json body = json::object();
+    if (!req.binary.empty()) body["binary"] = req.binary;
+    body["timeout_ms"] = req.timeout.count();
+    // The check is bounded by --timeout; the swap itself takes milliseconds: allow 30 s more.
+    json reply;
+    if (int rc = request(conn, "reexec", Clock::now() + req.timeout + std::chrono::seconds(30), &reply, body); rc != kCtlOk) return rc;
+    if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
+    std::printf("supervisor pid %lld re-executed %s\n", get_int(reply, "pid"), get_str(reply, "exe").c_str());
+    return kCtlOk;
+}
+
 } // namespace
 
 int run_ctl(const std::vector<std::string>& args) {
@@ -244,6 +273,7 @@ int run_ctl(const std::vector<std::string>& args) {
     case Subcommand::Status: return ctl_status(conn, deadline, req.as_json);
     case Subcommand::Upgrade: return ctl_upgrade(conn, deadline);
     case Subcommand::Stop: return ctl_stop(conn, deadline, req.timeout);
+    case Subcommand::Reexec: return ctl_reexec(conn, req);
     }
     return kCtlUsage;  // unreachable: every Subcommand is handled above
 }

@@ -20,6 +20,7 @@
 #include "supervisor/log.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/pid_file.h"
+#include "supervisor/reexec_main.h"
 #include "supervisor/spawn.h"
 #include "supervisor/supervisor.h"
 #include "supervisor/systemd.h"
@@ -99,6 +100,10 @@ std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* ou
 
 int main(int argc, char** argv) {
     if (argc >= 2 && std::strcmp(argv[1], "ctl") == 0) return run_ctl(std::vector<std::string>(argv + 2, argv + argc));
+    if (argc == 3 && std::strcmp(argv[1], "--check-state") == 0) return run_check_state(argv[2]);
+    if (argc == 3 && std::strcmp(argv[1], "--resume") == 0) return run_resume(argv[2]);
+    // As started, for `ctl reexec`: taken before anything below edits the environment.
+    Supervisor::Launch launch{own_exe_path(), std::vector<std::string>(argv, argv + argc), environment_now(), -1, ""};
     auto outcome = parse_command_line(std::vector<std::string>(argv, argv + argc));
     if (auto* done = std::get_if<CliExit>(&outcome)) return print_and_exit(*done);
     Config cfg = std::get<Config>(std::move(outcome));
@@ -134,6 +139,9 @@ int main(int argc, char** argv) {
     int code;
     {
         Supervisor supervisor(cfg, creds, listeners, std::move(notify.value()), std::move(systemd));
+        launch.pid_file_fd = pid_file.fd();
+        launch.pid_file_path = cfg.pid_file;
+        supervisor.set_launch(std::move(launch));
         auto result = supervisor.run();
         if (!result) die_line(result.error().what);
         code = result ? *result : kExitSystem;

@@ -93,6 +93,14 @@ void NotifySocket::remove_files() {
 
 NotifySocket::~NotifySocket() { remove_files(); }
 
+NotifySocket NotifySocket::adopt(int fd, std::string name, std::string dir) {
+    NotifySocket s;
+    s.fd_.reset(fd);
+    s.name_ = std::move(name);
+    s.dir_ = std::move(dir);
+    return s;
+}
+
 NotifySocket::NotifySocket(NotifySocket&& o) noexcept
     : fd_(std::move(o.fd_)), name_(std::move(o.name_)), dir_(std::exchange(o.dir_, {})) {}
 

@@ -27,6 +27,9 @@ public:
     // Abstract: a kernel-chosen unique abstract name (autobind), nothing on disk.
     // Non-blocking. The directory and socket are removed by the destructor.
     static Result<NotifySocket> create(NotifySocketKind kind = NotifySocketKind::Path, int worker_gid = -1);
+    // `ctl reexec`: the socket the previous image created; `dir` is removed at exit ("": none).
+    static NotifySocket adopt(int fd, std::string name, std::string dir);
+    const std::string& dir() const { return dir_; }
     NotifySocket() = default;
     ~NotifySocket();
     NotifySocket(NotifySocket&& o) noexcept;

@@ -42,6 +42,13 @@ Result<PidFile> PidFile::acquire(const std::string& path) {
     return p;
 }
 
+PidFile PidFile::adopt(int fd, std::string path) {
+    PidFile p;
+    p.fd_.reset(fd);
+    p.path_ = std::move(path);
+    return p;
+}
+
 void PidFile::remove() {
     if (!fd_.valid()) return;
     struct stat ours{}, now{};

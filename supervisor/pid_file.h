@@ -15,6 +15,10 @@ public:
     // (no rename: the lock is on this inode). Held by another process: the error reads
     // "cannot use the pid file X: held by pid N (another supervisor is running)".
     static Result<PidFile> acquire(const std::string& path);
+    // `ctl reexec`: the locked fd the previous image held (same pid, same lock).
+    static PidFile adopt(int fd, std::string path);
+    int fd() const { return fd_.get(); }
+    const std::string& path() const { return path_; }
     PidFile() = default;
 
     // Unlinks the file if the path still names our locked inode; the lock goes with the fd.

@@ -105,16 +105,24 @@ Result<Ok> Supervisor::setup() {
     notify_poll_ = UvHandle<uv_poll_t>(p);
     if (int rc = uv_poll_start(p, UV_READABLE, on_notify_readable); rc < 0)
         return Error{-rc, std::string("cannot watch the notify socket: ") + uv_strerror(rc)};
-    if (!cfg_.control_path.empty()) {
-        auto c = ControlServer::create(
-            &loop_, cfg_.control_path, [this](uint64_t id, const ControlRequest& r) { on_control(id, r); },
-            [this](uint64_t id) { on_control_closed(id); },
-            [this](uint64_t id) { return machine_.waiting(id); },
-            ControlLimits{cfg_.control_max_clients, cfg_.control_idle_timeout});
-        if (!c) return c.error();
-        control_ = std::move(c.value());
-    }
+    if (auto r = open_control(); !r) return r;
     return start_watchdog();
+}
+
+// Bound here, or taken over from the previous image (`ctl reexec`).
+Result<Ok> Supervisor::open_control() {
+    if (cfg_.control_path.empty()) return Ok{};
+    auto on_request = [this](uint64_t id, const ControlRequest& r) { on_control(id, r); };
+    auto on_closed = [this](uint64_t id) { on_control_closed(id); };
+    auto busy = [this](uint64_t id) { return machine_.waiting(id); };
+    ControlLimits limits{cfg_.control_max_clients, cfg_.control_idle_timeout};
+    auto c = resume_ && resume_->control_fd >= 0
+                 ? ControlServer::adopt(&loop_, resume_->control_fd, cfg_.control_path,
+                                        static_cast<ino_t>(resume_->control_inode), on_request, on_closed, busy, limits)
+                 : ControlServer::create(&loop_, cfg_.control_path, on_request, on_closed, busy, limits);
+    if (!c) return c.error();
+    control_ = std::move(c.value());
+    return Ok{};
 }
 
 Result<int> Supervisor::run() {
@@ -131,9 +139,13 @@ Result<int> Supervisor::run() {
                  notify_.name(), ready_mode_name(cfg_.ready_mode, probe_enabled_),
                  signal_name(cfg_.drain_signal), format_duration(cfg_.drain_timeout),
                  control_ ? control_->path() : "off");
-    containment_ = Containment::create(cfg_.containment);
-    spdlog::info("containment: {}", containment_.describe());
-    dispatch(Boot{});
+    if (resume_) {
+        if (auto r = resume(); !r) return r.error();
+    } else {
+        containment_ = Containment::create(cfg_.containment);
+        spdlog::info("containment: {}", containment_.describe());
+        dispatch(Boot{});
+    }
     if (exit_code_ < 0) uv_run(&loop_, UV_RUN_DEFAULT);
     return exit_code_ < 0 ? kExitSystem : exit_code_;
 }

@@ -9,6 +9,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "supervisor/notify_socket.h"
 #include "supervisor/pre_check.h"
 #include "supervisor/readiness_probe.h"
+#include "supervisor/resume_state.h"
 #include "supervisor/worker_output.h"
 #include "supervisor/spawn.h"
 #include "supervisor/worker_env.h"
@@ -37,6 +39,18 @@ public:
     ~Supervisor();
     Supervisor(const Supervisor&) = delete;
     Supervisor& operator=(const Supervisor&) = delete;
+
+    // What `ctl reexec` needs that only main knows (supervisor_reexec.cpp).
+    struct Launch {
+        std::string exe;                // the binary we run, by path (re-resolved at each reexec)
+        std::vector<std::string> argv;  // as started
+        std::vector<std::string> env;   // as started
+        int pid_file_fd = -1;
+        std::string pid_file_path;
+    };
+    void set_launch(Launch l) { launch_ = std::move(l); }
+    // Carry on from a previous image's state instead of booting (supervisor_resume.cpp).
+    void resume_from(ResumeState st) { resume_ = std::move(st); }
 
     // Runs until the machine exits; returns the exit code. Errors setting up the loop are
     // returned as Error (exit code 1 for the caller).
@@ -55,6 +69,14 @@ private:
     static void on_timer(uv_timer_t* h) noexcept;
 
     Result<Ok> setup();
+    Result<Ok> open_control();
+    // `ctl reexec` (supervisor_reexec.cpp) and its other half in the new image (supervisor_resume.cpp).
+    void reexec(uint64_t client, const ControlRequest& req);
+    std::string reexec_refusal() const;
+    Result<ResumeState> export_state(uint64_t client);
+    Result<Ok> exec_into(const std::string& binary, const ResumeState& st, int memfd);
+    Result<Ok> resume();
+    void resume_timers(const ResumeState& st);
     void handle_signal(int signum);
     std::vector<int> signals_to_catch() const;
     void forward_or_ignore(int signum);
@@ -134,6 +156,9 @@ private:
     std::string status_written_;
     FdReserve fd_reserve_;
     mutable DriftState drift_;  // also refreshed by snapshot(), which status requests call
+
+    Launch launch_;
+    std::optional<ResumeState> resume_;
 
     Containment containment_;
     std::set<int> leftovers_;  // reaped workers whose containment still has members

@@ -26,6 +26,10 @@ void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
         spdlog::info("ctl: stop requested");
         dispatch(StopRequested{StopSource::Control});
         return;
+    case ControlRequest::Cmd::Reexec:
+        spdlog::info("ctl: reexec requested binary={}", req.binary.empty() ? "(as started)" : req.binary);
+        reexec(client, req);
+        return;
     }
 }
 

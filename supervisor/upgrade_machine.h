@@ -41,7 +41,9 @@
 #include <vector>
 
 #include "supervisor/backoff.h"
+#include "supervisor/machine_state.h"
 #include "supervisor/machine_types.h"
+#include "supervisor/result.h"
 
 namespace sv {
 
@@ -52,6 +54,7 @@ public:
     std::vector<Action> handle(const Event& event, Millis now);
 
     Phase phase() const { return phase_; }
+    const MachineSettings& settings() const { return s_; }
     const std::vector<Worker>& workers() const { return workers_; }
     // The generation every slot runs once nothing is in flight: the oldest slot target.
     uint64_t serving_gen() const;
@@ -67,6 +70,13 @@ public:
     std::string check_invariants() const;
     // One line with the phase, slots, workers and timers, for a broken-invariant report.
     std::string describe() const;
+
+    // Carrying the machine into a new supervisor image (upgrade_state.cpp): "" when its
+    // state can be exported now, else why not (an upgrade or a stop in flight).
+    std::string not_exportable() const;
+    MachineState export_state() const;
+    // The machine `st` describes, checked: a state that breaks an invariant is refused.
+    static Result<UpgradeMachine> restore(MachineSettings settings, const MachineState& st);
 
 private:
     struct Slot {

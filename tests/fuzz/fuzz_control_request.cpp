@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (req) {
         auto cmd = req->cmd;
         fuzz::check(cmd == sv::ControlRequest::Cmd::Status || cmd == sv::ControlRequest::Cmd::Upgrade ||
-                        cmd == sv::ControlRequest::Cmd::Stop,
+                        cmd == sv::ControlRequest::Cmd::Stop || cmd == sv::ControlRequest::Cmd::Reexec,
                     "a parsed request has a known cmd");
         return 0;
     }
