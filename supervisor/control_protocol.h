@@ -60,6 +60,8 @@ struct StatusSnapshot {
     std::vector<ListenerStatus> listeners;
     bool has_last_upgrade = false;
     UpgradeResult last_upgrade;
+    int64_t stop_delay_remaining_ms = -1;  // -1: no stop delay running
+    int64_t probation_remaining_ms = -1;   // -1: no generation on probation
 };
 
 nlohmann::json status_json(const StatusSnapshot& s);

@@ -35,6 +35,8 @@ MachineSettings settings_from(const Config& c) {
     s.workers = c.workers;
     s.rolling = c.rolling;
     s.worker_watchdog = c.worker_watchdog;
+    s.stop_delay = c.stop_delay;
+    s.probation = c.probation;
     return s;
 }
 
@@ -154,7 +156,7 @@ void Supervisor::handle_signal(int signum) {
     case SIGTERM:
     case SIGINT:
         spdlog::info("{}: stop requested", signal_name(signum));
-        dispatch(StopRequested{});
+        dispatch(StopRequested{signum == SIGINT ? StopSource::Interrupt : StopSource::Signal});
         return;
     default: forward_or_ignore(signum); return;
     }
@@ -344,6 +346,8 @@ void Supervisor::execute(const Action& action) {
                 answer_upgrade(a);
             } else if constexpr (std::is_same_v<A, Exit>) {
                 shutdown(a.code);
+            } else if constexpr (std::is_same_v<A, CloseListeners>) {
+                close_listeners();
             } else {
                 static_assert(sizeof(A) == 0, "every action needs a syscall");
             }
@@ -355,6 +359,20 @@ void Supervisor::execute(const Action& action) {
 void Supervisor::kill_worker(int pid) {
     if (int rc = containment_.kill(pid); rc < 0 && rc != -ESRCH)
         spdlog::error("cannot kill pid={} and what it started: {}", pid, std::strerror(-rc));
+}
+
+// Nobody accepts again: a late client is refused at once (ECONNREFUSED) once the draining
+// workers have closed theirs, instead of waiting in a backlog that our exit resets. Sockets
+// the service manager holds too (socket activation, the fd store) stay: it owns them.
+void Supervisor::close_listeners() {
+    size_t closed = 0;
+    for (auto& l : listeners_) {
+        if (l.adopted || systemd_.enabled() || l.fd.get() < 0) continue;
+        l.fd.reset();
+        closed++;
+    }
+    if (closed > 0) spdlog::info("closed our copies of {} listener(s): no worker accepts on them again", closed);
+    else spdlog::info("listeners kept open at stop: the service manager holds them");
 }
 
 void Supervisor::start_timer(const TimerId& id, Millis after) {

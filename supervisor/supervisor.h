@@ -70,6 +70,7 @@ private:
     void execute(const Action& a);
     void notify_systemd(const NotifySystemd& n);
     void kill_worker(int pid);
+    void close_listeners();
     void report_broken_invariant(const std::string& what, const Event& e);
     void take_in_pending_events();
     void spawn(uint64_t gen, int slot);

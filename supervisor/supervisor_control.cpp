@@ -2,6 +2,7 @@
 // verdict, stop) and the --status-file, all from the machine's state.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -73,6 +74,8 @@ StatusSnapshot Supervisor::snapshot() const {
                                current_drift(listeners_, drift_, i)});
     s.has_last_upgrade = has_last_upgrade_;
     s.last_upgrade = last_upgrade_;
+    if (auto end = machine_.stop_delay_ends()) s.stop_delay_remaining_ms = std::max<int64_t>(0, (*end - now()).count());
+    if (auto end = machine_.probation_ends()) s.probation_remaining_ms = std::max<int64_t>(0, (*end - now()).count());
     return s;
 }
 
