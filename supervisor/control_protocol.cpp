@@ -19,7 +19,10 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     if (it == j.end() || !it->is_string()) return Error{0, "request needs a \"cmd\" string"};
     const auto& cmd = it->get_ref<const std::string&>();
     if (cmd == "status") return ControlRequest{ControlRequest::Cmd::Status};
-    if (cmd == "upgrade") return ControlRequest{ControlRequest::Cmd::Upgrade};
+    if (cmd == "upgrade") {
+        auto p = j.find("progress");
+        return ControlRequest{ControlRequest::Cmd::Upgrade, p != j.end() && p->is_boolean() && p->get<bool>()};
+    }
     if (cmd == "stop") return ControlRequest{ControlRequest::Cmd::Stop};
     return Error{0, "unknown cmd \"" + cmd.substr(0, 64) + "\" (status, upgrade, stop)"};
 }

@@ -19,9 +19,10 @@ constexpr size_t kControlMaxLine = 64 * 1024;
 struct ControlRequest {
     enum class Cmd { Status, Upgrade, Stop };
     Cmd cmd = Cmd::Status;
+    bool progress = false;  // upgrade: send progress events before the verdict
 };
 
-// {"cmd":"status"} | {"cmd":"upgrade"} | {"cmd":"stop"}. Errors say what is wrong.
+// {"cmd":"status"} | {"cmd":"upgrade"[,"progress":true]} | {"cmd":"stop"}. Errors say what is wrong.
 Result<ControlRequest> parse_control_request(std::string_view line);
 
 // One reply line each (with the trailing newline).

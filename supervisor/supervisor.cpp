@@ -295,6 +295,7 @@ void Supervisor::dispatch(Event e) {
 void Supervisor::step(const Event& e) {
     auto actions = machine_.handle(e, now());
     if (auto broken = machine_.check_invariants(); !broken.empty()) report_broken_invariant(broken, e);
+    send_progress(e);  // before the actions: a verdict among them is the last line its client reads
     for (const auto& a : actions) execute(a);
 }
 

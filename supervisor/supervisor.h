@@ -26,6 +26,7 @@
 #include "supervisor/worker_env.h"
 #include "supervisor/systemd.h"
 #include "supervisor/upgrade_machine.h"
+#include "supervisor/upgrade_progress.h"
 #include "supervisor/uv_handle.h"
 
 namespace sv {
@@ -93,6 +94,7 @@ private:
     void on_control_closed(uint64_t client);
     void on_upgrade_verdict(const UpgradeVerdict& v);
     void answer_upgrade(const AnswerUpgrade& a);
+    void send_progress(const Event& e);
     StatusSnapshot snapshot() const;
     void write_status_file();
 
@@ -130,6 +132,8 @@ private:
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<PreCheck> pre_check_;
     std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
+    ProgressTracker progress_;
+    std::set<uint64_t> progress_clients_;  // `ctl upgrade` callers that asked for progress events
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;
     std::string status_written_;

@@ -20,6 +20,7 @@ void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
         return;
     case ControlRequest::Cmd::Upgrade:
         spdlog::info("ctl: upgrade requested");
+        if (req.progress) progress_clients_.insert(client);
         dispatch(UpgradeRequested{client});
         return;
     case ControlRequest::Cmd::Stop:
@@ -30,7 +31,20 @@ void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
     }
 }
 
-void Supervisor::on_control_closed(uint64_t client) { dispatch(ClientGone{client}); }
+void Supervisor::on_control_closed(uint64_t client) {
+    progress_clients_.erase(client);
+    dispatch(ClientGone{client});
+}
+
+// Progress events for `ctl upgrade` callers that asked for them, while they wait.
+void Supervisor::send_progress(const Event& e) {
+    auto events = progress_.update(machine_, e, now());
+    if (events.empty() || progress_clients_.empty() || !control_) return;
+    // Every one of them still waits, or waited until this very step (its verdict follows).
+    for (uint64_t c : progress_clients_) {
+        for (const auto& ev : events) control_->reply(c, ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    }
+}
 
 void Supervisor::on_upgrade_verdict(const UpgradeVerdict& v) {
     has_last_upgrade_ = true;
@@ -38,6 +52,7 @@ void Supervisor::on_upgrade_verdict(const UpgradeVerdict& v) {
 }
 
 void Supervisor::answer_upgrade(const AnswerUpgrade& a) {
+    progress_clients_.erase(a.client);
     if (!control_) return;
     if (a.gen == 0) {
         control_->reply(a.client, control_error(a.reason));
