@@ -362,17 +362,11 @@ void Supervisor::kill_worker(int pid) {
         spdlog::error("cannot kill pid={} and what it started: {}", pid, std::strerror(-rc));
 }
 
-// Nobody accepts again: a late client is refused at once (ECONNREFUSED) once the draining
-// workers have closed theirs, instead of waiting in a backlog that our exit resets. Sockets
-// the service manager holds too (socket activation, the fd store) stay: it owns them.
+// Nobody accepts again: a late client is refused at once instead of waiting in a backlog
+// that our exit resets. Under systemd the fd store may hold them too: kept, as adopted ones.
 void Supervisor::close_listeners() {
-    size_t closed = 0;
-    for (auto& l : listeners_) {
-        if (l.adopted || systemd_.enabled() || l.fd.get() < 0) continue;
-        l.fd.reset();
-        closed++;
-    }
-    if (closed > 0) spdlog::info("closed our copies of {} listener(s): no worker accepts on them again", closed);
+    if (size_t n = close_own_listeners(listeners_, systemd_.enabled()); n > 0)
+        spdlog::info("closed our copies of {} listener(s): no worker accepts on them again", n);
     else spdlog::info("listeners kept open at stop: the service manager holds them");
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <csignal>
 
@@ -126,6 +127,7 @@ TEST_CASE("stop: connections attempted after the drain signal are served or refu
         }
     }
     INFO("served=", served, " refused=", refused, " reset=", reset, " other=", other, " last: ", why);
+    std::printf("late clients during a stop: served=%d refused=%d reset=%d other=%d\n", served, refused, reset, other);
     auto st = sv.proc().wait_exit(5.0);
     REQUIRE(st);
     CHECK_EQ(exit_code_of(st), 0);
