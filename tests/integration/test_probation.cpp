@@ -11,16 +11,22 @@ TEST_CASE("probation: a new worker dying 300 ms after ready fails the upgrade; t
     Serving f;
     REQUIRE(write_script(f.script, by_generation(f.dir, {{2, "--exit-after-ready-ms 300"}})));
     Supervised& sv = f.start({.options = {"--probation", "1s", "--control", f.control_socket()}});
-    REQUIRE(sv.hup());
+    // `ctl upgrade` waits for the verdict while a client loop runs against the port.
+    Process caller({bins().supervisor, "ctl", "--control", f.control_socket(), "upgrade"}, f.dir.file("ctl.log"));
+    ProcessGuard guard(caller, 1.0);
     unsigned requests = 0, failures = 0;
     std::string why;
     Stopwatch clock;
-    while (sv.count("upgrade failed gen=2") == 0 && clock.seconds() < 10.0 && sv.proc().alive()) {
+    while (caller.alive() && clock.seconds() < 10.0) {
         requests++;
         if (!get_ok(f.port, &why)) failures++;
     }
-    INFO("requests=", requests, " failures=", failures, " first failure: ", why);
+    INFO("requests=", requests, " failures=", failures, " first failure: ", why, "\nctl: ", caller.log());
     std::printf("probation: requests=%u failures=%u\n", requests, failures);
+    auto verdict = caller.wait_exit(3.0);
+    REQUIRE(verdict);
+    CHECK_EQ(exit_code_of(verdict), 1);
+    CHECK(find_log_line(caller.log(), R"(upgrade to gen 2 failed: died 0\.\d+s after ready during probation \(exit=3, pid=\d+\); gen 1 is still serving)"));
     auto failed = sv.wait_log(R"re(upgrade failed gen=2 reason="died (\d+\.\d)s after ready during probation \(exit=3, pid=\d+\)")re");
     REQUIRE(failed);
     CHECK_GE(std::stod((*failed)[1]), 0.2);
