@@ -100,3 +100,22 @@ TEST_CASE("progress: ctl status --watch shows the status again every interval") 
     REQUIRE(watch.signal(SIGTERM));
     CHECK(watch.wait_exit(3.0));
 }
+
+TEST_CASE("progress: on a terminal, one live line rewritten in place, then the verdict") {
+    if (!have_program("script")) {
+        MESSAGE("script(1) not installed (bsdutils): skipped");
+        return;
+    }
+    Serving f;
+    f.start({.options = {"--control", f.control_socket()}});
+    std::string cmd = sh_quote(bins().supervisor) + " ctl --control " + sh_quote(f.control_socket()) + " upgrade";
+    auto o = run_to_exit(f.dir, {"script", "-qec", cmd, "/dev/null"}, 10.0);
+    INFO("output on the terminal:\n", o.output);
+    CHECK_EQ(o.code, 0);
+    CHECK(o.output.find("\r\033[K") != std::string::npos);
+    CHECK(o.output.find("gen 2 spawned pid ") != std::string::npos);
+    CHECK(o.output.find("ready after ") != std::string::npos);
+    CHECK(o.output.find("upgrade to gen 2 succeeded") != std::string::npos);
+    // Not one timestamped line per event: those are for pipes and files.
+    CHECK_FALSE(find_log_line(o.output, R"(^\d\d:\d\d:\d\d\.\d{3} gen 2 spawned)"));
+}
