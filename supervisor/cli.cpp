@@ -76,6 +76,8 @@ std::optional<CliExit> apply_generation_durations(const RawOptions& raw, Config&
     if (auto e = apply_duration("--ready-timeout", raw.ready_timeout, cfg.ready_timeout)) return e;
     if (auto e = apply_duration("--drain-timeout", raw.drain_timeout, cfg.drain_timeout)) return e;
     if (auto e = apply_duration("--worker-watchdog", raw.worker_watchdog, cfg.worker_watchdog)) return e;
+    if (auto e = apply_duration("--stop-delay", raw.stop_delay, cfg.stop_delay)) return e;
+    if (auto e = apply_duration("--probation", raw.probation, cfg.probation)) return e;
     if (cfg.ready_timeout.count() == 0) return usage_error("invalid --ready-timeout '0': must be more than 0");
     return std::nullopt;
 }

@@ -12,7 +12,8 @@ namespace {
 constexpr const char* kFooter = R"(Signals:
   HUP            upgrade: start a new generation, drain the old one once it is ready
                  (or: supervisor ctl upgrade, which waits and reports the result)
-  TERM, INT      graceful stop: drain every worker, exit 0 (a second one: kill now)
+  TERM, INT      graceful stop: drain every worker, exit 0 (a second one: kill now);
+                 with --stop-delay, serve on first (a second TERM: drain now, INT: kill now)
   USR1 USR2 WINCH  ignored and logged, unless --forward-signal names them
   --forward-signal SIG  forwarded to the current workers (ready or starting)
 
@@ -58,6 +59,14 @@ void add_drain_options(CLI::App& app, RawOptions& raw) {
     app.add_option("--drain-signal", raw.drain_signal, "signal that tells a worker to drain (default TERM)")
         ->type_name("SIG");
     app.add_option("--drain-timeout", raw.drain_timeout, "SIGKILL a draining worker's group after (default 30s)")
+        ->type_name("DUR");
+    app.add_option("--stop-delay", raw.stop_delay,
+                   "at SIGTERM/ctl stop, report not ready (status 'stopping') but keep serving this long, then drain "
+                   "(default 0; a second SIGTERM drains at once)")
+        ->type_name("DUR");
+    app.add_option("--probation", raw.probation,
+                   "keep the old generation serving beside a ready new one this long; if a new worker dies meanwhile "
+                   "the upgrade fails and the old one stays (default 0)")
         ->type_name("DUR");
 }
 

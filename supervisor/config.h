@@ -77,6 +77,8 @@ struct Config {
     size_t control_max_clients = kDefaultControlMaxClients;  // --control-max-clients
     Millis control_idle_timeout = kDefaultControlIdleTimeout; // --control-idle-timeout
     ContainmentMode containment = ContainmentMode::Auto;  // --cgroup auto|off
+    Millis stop_delay{0};  // --stop-delay: at a stop, serve this long reported not ready, then drain
+    Millis probation{0};   // --probation: a ready new generation serves beside the old one this long first
 };
 
 // Signals a terminal or a stray kill sends that would end us by default (USR1, USR2) or that

@@ -38,7 +38,10 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     if (it == j.end() || !it->is_string()) return Error{0, "request needs a \"cmd\" string"};
     const auto& cmd = it->get_ref<const std::string&>();
     if (cmd == "status") return ControlRequest{ControlRequest::Cmd::Status};
-    if (cmd == "upgrade") return ControlRequest{ControlRequest::Cmd::Upgrade};
+    if (cmd == "upgrade") {
+        auto p = j.find("progress");
+        return ControlRequest{ControlRequest::Cmd::Upgrade, p != j.end() && p->is_boolean() && p->get<bool>()};
+    }
     if (cmd == "stop") return ControlRequest{ControlRequest::Cmd::Stop};
     if (cmd == "reexec") return parse_reexec_request(j);
     return Error{0, "unknown cmd \"" + cmd.substr(0, 64) + "\" (status, upgrade, stop, reexec)"};
@@ -72,6 +75,8 @@ json status_json(const StatusSnapshot& s) {
            {"started_unix_ms", s.started_unix_ms},
            {"workers", std::move(workers)},
            {"listeners", std::move(listeners)}};
+    j["stop_delay_remaining_ms"] = s.stop_delay_remaining_ms >= 0 ? json(s.stop_delay_remaining_ms) : json(nullptr);
+    j["probation_remaining_ms"] = s.probation_remaining_ms >= 0 ? json(s.probation_remaining_ms) : json(nullptr);
     if (s.has_last_upgrade)
         j["last_upgrade"] = {{"gen", s.last_upgrade.gen}, {"ok", s.last_upgrade.ok},
                              {"reason", s.last_upgrade.reason}, {"at_unix_ms", s.last_upgrade.at_unix_ms}};
@@ -82,21 +87,27 @@ json status_json(const StatusSnapshot& s) {
 
 std::string format_status_line(const StatusSnapshot& s) {
     std::string pids;
-    uint64_t newest = 0;
+    uint64_t newest = 0, newest_ready = 0;
     size_t alive = 0;
     for (const auto& w : s.workers) {
         if (w.gen == s.serving_gen && w.state == "ready") pids += (pids.empty() ? "" : ",") + std::to_string(w.pid);
         if (w.state == "starting") newest = std::max(newest, w.gen);
+        if (w.state == "ready") newest_ready = std::max(newest_ready, w.gen);
         if (w.state != "failed") alive++;
     }
     std::string out;
-    if (s.phase == "stopping" || s.phase == "stopped")
+    if (s.phase == "stopping" && s.stop_delay_remaining_ms >= 0)
+        out = fmt::format("stopping in {} (stop delay): serving gen={} pid={}", format_age(s.stop_delay_remaining_ms),
+                          s.serving_gen, pids.empty() ? "none" : pids);
+    else if (s.phase == "stopping" || s.phase == "stopped")
         out = fmt::format("stopping: {} worker(s) left", alive);
     else if (s.phase == "starting")
         out = fmt::format("starting gen={}: no worker ready yet", s.serving_gen);
     else
         out = fmt::format("serving gen={} pid={}", s.serving_gen, pids.empty() ? "none (restarting)" : pids);
-    if (s.phase == "upgrading") out += newest > s.serving_gen ? fmt::format("; upgrading to gen={}", newest) : "; upgrading";
+    if (s.phase == "upgrading" && s.probation_remaining_ms >= 0)
+        out += fmt::format("; gen={} on probation, {} left", newest_ready, format_age(s.probation_remaining_ms));
+    else if (s.phase == "upgrading") out += newest > s.serving_gen ? fmt::format("; upgrading to gen={}", newest) : "; upgrading";
     if (s.has_last_upgrade)
         out += s.last_upgrade.ok ? fmt::format("; last upgrade gen={} ok", s.last_upgrade.gen)
                                  : fmt::format("; last upgrade gen={} failed: {}", s.last_upgrade.gen, s.last_upgrade.reason);
@@ -135,7 +146,15 @@ std::string format_status_table(const json& st, int64_t now) {
         auto it = j.find(key);
         return it != j.end() && it->is_boolean() && it->get<bool>();
     };
-    std::string out = fmt::format("supervisor pid {}: {}, serving gen {}{}, up {}\n", num(st, "pid"), str(st, "phase"),
+    // "stopping in 4.2s (stop delay)", "upgrading (probation: 800ms left)".
+    auto left = [&](const char* key, bool delay) -> std::string {
+        auto it = st.find(key);
+        if (it == st.end() || !it->is_number_integer()) return "";
+        return delay ? fmt::format(" in {} (stop delay)", format_age(num(st, key)))
+                     : fmt::format(" (probation: {} left)", format_age(num(st, key)));
+    };
+    std::string out = fmt::format("supervisor pid {}: {}{}{}, serving gen {}{}, up {}\n", num(st, "pid"), str(st, "phase"),
+                                  left("stop_delay_remaining_ms", true), left("probation_remaining_ms", false),
                                   num(st, "serving_gen"),
                                   flag(st, "upgrade_pending") ? " (an upgrade is queued)" : "",
                                   format_age(age(num(st, "started_unix_ms"))));

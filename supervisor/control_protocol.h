@@ -21,9 +21,10 @@ struct ControlRequest {
     Cmd cmd = Cmd::Status;
     std::string binary;      // reexec: the new binary ("": the one we were started from)
     int64_t timeout_ms = 0;  // reexec: bound on the new binary's state check (0: default)
+    bool progress = false;   // upgrade: send progress events before the verdict
 };
 
-// {"cmd":"status"} | {"cmd":"upgrade"} | {"cmd":"stop"} |
+// {"cmd":"status"} | {"cmd":"upgrade"[,"progress":true]} | {"cmd":"stop"} |
 // {"cmd":"reexec"[,"binary":PATH][,"timeout_ms":N]}. Errors say what is wrong.
 Result<ControlRequest> parse_control_request(std::string_view line);
 
@@ -63,6 +64,8 @@ struct StatusSnapshot {
     std::vector<ListenerStatus> listeners;
     bool has_last_upgrade = false;
     UpgradeResult last_upgrade;
+    int64_t stop_delay_remaining_ms = -1;  // -1: no stop delay running
+    int64_t probation_remaining_ms = -1;   // -1: no generation on probation
 };
 
 nlohmann::json status_json(const StatusSnapshot& s);

@@ -12,8 +12,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <thread>
 
 #include "supervisor/control_protocol.h"
+#include "supervisor/ctl_progress.h"
 #include "supervisor/parse.h"
 #include "supervisor/unique_fd.h"
 
@@ -129,14 +132,23 @@ int connect_control(const std::string& path, UniqueFd* out) {
     return kCtlOk;
 }
 
-// Sends a request and reads its reply as JSON.
-int request(Connection& c, const std::string& cmd, Clock::time_point deadline, json* reply, json body = json::object()) {
+// Sends a request and reads its reply as JSON; `on_event` takes progress events (objects
+// with "event") that come before the reply.
+int request(Connection& c, const json& req, Clock::time_point deadline, json* reply,
+            const std::function<void(const json&)>& on_event = {}) {
     // A refused caller is told why and disconnected at once, so a failed send may still
     // leave that reason to read.
-    body["cmd"] = cmd;
-    bool sent = c.send(body.dump() + "\n");
+    std::string cmd = get_str(req, "cmd");
+    bool sent = c.send(req.dump() + "\n");
     std::string line;
-    int rc = c.read_line(&line, sent ? deadline : std::min(deadline, Clock::now() + std::chrono::seconds(1)));
+    int rc;
+    for (;;) {
+        rc = c.read_line(&line, sent ? deadline : std::min(deadline, Clock::now() + std::chrono::seconds(1)));
+        if (rc != 1 || !on_event) break;
+        json ev = json::parse(line, nullptr, false);
+        if (!ev.is_object() || !ev.contains("event")) break;
+        on_event(ev);
+    }
     // The connect worked, so a supervisor is there (it may be at its fd limit or client
     // cap): from here on every failure is 1, never "no supervisor" (3).
     if (!sent && rc != 1) return fail(kCtlFailed, "the supervisor closed the connection without answering");
@@ -156,6 +168,8 @@ struct CtlRequest {
     Millis timeout{300'000};
     bool as_json = false;
     std::string binary;  // reexec --binary
+    bool watch = false;     // status --watch
+    Millis interval{1000};  // status --watch --interval
 };
 
 // Parses `supervisor ctl` arguments into *out. Returns -1 to go on, else the exit code
@@ -165,13 +179,16 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
     app.footer("Exit codes: 0 done, 1 failed (upgrade rolled back, refused, an error reply, no answer in time,\n"
                "or the connection was closed without an answer), 2 usage, 3 nothing listens at the control\n"
                "socket (missing or stale: ENOENT, ECONNREFUSED).");
-    std::string timeout_text;
+    std::string timeout_text, interval_text;
     app.add_option("--control", out->control, "control socket (default: $RUNTIME_DIRECTORY/supervisor.sock)")->type_name("PATH");
     app.require_subcommand(1);
     auto* status = app.add_subcommand("status", "show generations, workers and the last upgrade");
     status->add_flag("--json", out->as_json, "print the status document as JSON");
     auto* upgrade = app.add_subcommand("upgrade", "upgrade and wait: exit 0 when the new generation serves, 1 if rolled back");
     upgrade->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
+    upgrade->add_flag("--json", out->as_json, "print each progress event and then the verdict as one JSON object per line");
+    status->add_flag("--watch", out->watch, "query again every --interval and show the status each time, until interrupted");
+    status->add_option("--interval", interval_text, "with --watch: how often (default 1s)")->type_name("DUR");
     auto* stop = app.add_subcommand("stop", "graceful stop; waits until the supervisor has exited");
     stop->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
     auto* reexec = app.add_subcommand("reexec", "replace the supervisor's own binary, keeping its pid, sockets and workers");
@@ -199,6 +216,11 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
     const char* rt = std::getenv("RUNTIME_DIRECTORY");
     if (out->control.empty() && rt != nullptr && *rt != '\0') out->control = std::string(rt) + "/supervisor.sock";
     if (out->control.empty()) return fail(kCtlUsage, "no control socket: give --control PATH (or set RUNTIME_DIRECTORY)");
+    if (!interval_text.empty()) {
+        auto d = parse_duration(interval_text);
+        if (!d || d->count() == 0) return fail(kCtlUsage, "invalid --interval '" + interval_text + "': expected a duration like 2s");
+        out->interval = *d;
+    }
     if (!timeout_text.empty()) {
         auto d = parse_duration(timeout_text);
         if (!d || d->count() == 0) return fail(kCtlUsage, "invalid --timeout '" + timeout_text + "': expected a duration like 30s");
@@ -212,7 +234,7 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
 // `ctl status [--json]`: the status document as a table, or as JSON.
 int ctl_status(Connection& conn, Clock::time_point deadline, bool as_json) {
     json reply;
-    if (int rc = request(conn, "status", deadline, &reply); rc != kCtlOk) return rc;
+    if (int rc = request(conn, json{{"cmd", "status"}}, deadline, &reply); rc != kCtlOk) return rc;
     if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
     json st = reply.contains("status") ? reply["status"] : json::object();
     if (as_json) std::printf("%s\n", st.dump(2, ' ', false, json::error_handler_t::replace).c_str());
@@ -220,13 +242,34 @@ int ctl_status(Connection& conn, Clock::time_point deadline, bool as_json) {
     return kCtlOk;
 }
 
-// `ctl upgrade`: waits for the verdict; 0 when the new generation serves, 1 with the reason.
-int ctl_upgrade(Connection& conn, Clock::time_point deadline) {
+// `ctl status --watch`: the status again every interval (the table redrawn in place on a
+// terminal), until interrupted or the supervisor goes away (then the exit code says why).
+int ctl_watch(Connection& conn, const CtlRequest& req) {
+    bool tty = ::isatty(STDOUT_FILENO) != 0;
+    for (;;) {
+        auto deadline = Clock::now() + std::chrono::seconds(10);
+        if (tty) std::fputs("\033[H\033[2J", stdout);
+        else std::printf("--- %s\n", clock_time(unix_ms()).c_str());
+        if (int rc = ctl_status(conn, deadline, req.as_json); rc != kCtlOk) return rc;
+        std::fflush(stdout);
+        std::this_thread::sleep_for(req.interval);
+    }
+}
+
+// `ctl upgrade`: waits for the verdict, showing its progress (ctl_progress.cpp); 0 when the
+// new generation serves, 1 with the reason.
+int ctl_upgrade(Connection& conn, Clock::time_point deadline, bool as_json) {
     json reply;
-    if (int rc = request(conn, "upgrade", deadline, &reply); rc != kCtlOk) return rc;
+    ProgressView view(as_json ? ProgressView::Mode::Json
+                              : ::isatty(STDOUT_FILENO) ? ProgressView::Mode::Live : ProgressView::Mode::Lines);
+    int rc = request(conn, json{{"cmd", "upgrade"}, {"progress", true}}, deadline, &reply,
+                     [&](const json& ev) { view.event(ev); });
+    view.end();
+    if (rc != kCtlOk) return rc;
+    if (as_json) std::printf("%s\n", reply.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     auto gen = get_int(reply, "gen");
     if (get_bool(reply, "ok")) {
-        std::printf("upgrade to gen %lld succeeded: it is serving\n", gen);
+        if (!as_json) std::printf("upgrade to gen %lld succeeded: it is serving\n", gen);
         return kCtlOk;
     }
     if (gen > 0)
@@ -238,7 +281,7 @@ int ctl_upgrade(Connection& conn, Clock::time_point deadline) {
 // `ctl stop`: asks for a graceful stop and waits until the supervisor has exited (EOF).
 int ctl_stop(Connection& conn, Clock::time_point deadline, Millis timeout) {
     json reply;
-    if (int rc = request(conn, "stop", deadline, &reply); rc != kCtlOk) return rc;
+    if (int rc = request(conn, json{{"cmd", "stop"}}, deadline, &reply); rc != kCtlOk) return rc;
     if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
     if (!conn.wait_closed(deadline))
         return fail(kCtlFailed, "the supervisor is still stopping after " + format_duration(timeout) + " (workers draining?)");
@@ -249,12 +292,12 @@ int ctl_stop(Connection& conn, Clock::time_point deadline, Millis timeout) {
 // `ctl reexec`: 0 once the new image answers on this same connection (same pid), 1 with
 // the reason when refused or when the execve failed (the old image keeps running).
 int ctl_reexec(Connection& conn, const CtlRequest& req) {
-    json body = json::object();
+    json body = {{"cmd", "reexec"}};
     if (!req.binary.empty()) body["binary"] = req.binary;
     body["timeout_ms"] = req.timeout.count();
     // The check is bounded by --timeout; the swap itself takes milliseconds: allow 30 s more.
     json reply;
-    if (int rc = request(conn, "reexec", Clock::now() + req.timeout + std::chrono::seconds(30), &reply, body); rc != kCtlOk) return rc;
+    if (int rc = request(conn, body, Clock::now() + req.timeout + std::chrono::seconds(30), &reply); rc != kCtlOk) return rc;
     if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
     std::printf("supervisor pid %lld re-executed %s\n", get_int(reply, "pid"), get_str(reply, "exe").c_str());
     return kCtlOk;
@@ -270,8 +313,8 @@ int run_ctl(const std::vector<std::string>& args) {
     if (int rc = connect_control(req.control, &fd); rc != kCtlOk) return rc;
     Connection conn(std::move(fd));
     switch (req.sub) {
-    case Subcommand::Status: return ctl_status(conn, deadline, req.as_json);
-    case Subcommand::Upgrade: return ctl_upgrade(conn, deadline);
+    case Subcommand::Status: return req.watch ? ctl_watch(conn, req) : ctl_status(conn, deadline, req.as_json);
+    case Subcommand::Upgrade: return ctl_upgrade(conn, deadline, req.as_json);
     case Subcommand::Stop: return ctl_stop(conn, deadline, req.timeout);
     case Subcommand::Reexec: return ctl_reexec(conn, req);
     }

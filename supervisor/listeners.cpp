@@ -258,4 +258,15 @@ void remove_unix_socket_files(const std::vector<Listener>& listeners) {
     }
 }
 
+size_t close_own_listeners(std::vector<Listener>& listeners, bool fd_store_may_hold) {
+    if (fd_store_may_hold) return 0;
+    size_t closed = 0;
+    for (auto& l : listeners) {
+        if (l.adopted || l.fd.get() < 0) continue;
+        l.fd.reset();
+        closed++;
+    }
+    return closed;
+}
+
 } // namespace sv

@@ -61,6 +61,12 @@ Result<std::vector<Listener>> merge_listeners(std::vector<Listener> adopted, con
                                               int backlog, const UnixSocketOptions& unix_opts, SocketFlags flags,
                                               std::vector<std::string>* unused);
 
+// At a stop, once nobody will accept again: closes our copies of the listeners that nobody
+// else holds, so a late client is refused (ECONNREFUSED) once the draining workers have
+// closed theirs. Adopted ones (socket activation, the fd store) stay, and every one stays
+// when `fd_store_may_hold` (we run under systemd and stored them). Returns how many closed.
+size_t close_own_listeners(std::vector<Listener>& listeners, bool fd_store_may_hold);
+
 // Removes the unix socket files we created (if they are still the ones we bound).
 void remove_unix_socket_files(const std::vector<Listener>& listeners);
 

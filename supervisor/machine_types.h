@@ -15,7 +15,9 @@ namespace sv {
 //  Starting  — the first generation is not up yet (or never came up: crash loop)
 //  Serving   — every slot has been served; no upgrade in flight
 //  Upgrading — an upgrade is in flight (pre-check, or its workers are starting/rolling)
-//  Stopping  — a stop was asked for: workers drain, the machine exits once all are reaped
+//  Stopping  — a stop was asked for: during the stop delay (--stop-delay) the ready workers
+//              keep serving while the service reports not ready; then workers drain, and the
+//              machine exits once all are reaped
 //  Stopped   — the machine has asked the shell to exit; it only cleans up stragglers
 enum class Phase { Starting, Serving, Upgrading, Stopping, Stopped };
 enum class WorkerState { Starting, Ready, Draining, Failed };
@@ -25,16 +27,18 @@ const char* to_string(WorkerState s);
 const char* to_string(Phase p);
 
 struct TimerId {
-    enum class Kind { Ready, Drain, Respawn, Watchdog };
+    enum class Kind { Ready, Drain, Respawn, Watchdog, StopDelay, Probation };
     Kind kind;
     // The worker's id (Ready, Drain, Watchdog; never a pid, which the kernel may hand out again once
-    // reaped) or the slot (Respawn).
+    // reaped), the slot (Respawn), the generation on probation (Probation), 0 (StopDelay).
     uint64_t key = 0;
     bool operator==(const TimerId&) const = default;
 };
 
 // Who asked for a stop: a second signal escalates to a kill, a second `ctl stop` does not.
-enum class StopSource { Signal, Control };
+// During the stop delay a second SIGTERM only cuts the delay short (drain now); SIGINT
+// (Interrupt, a terminal's ^C) escalates at once as ever.
+enum class StopSource { Signal, Control, Interrupt };
 
 // --- events ------------------------------------------------------------------------------
 struct Boot {};
@@ -75,8 +79,11 @@ struct UpgradeVerdict { uint64_t gen; bool ok; std::string reason; };
 // The answer to one waiting `ctl upgrade` client. gen 0: refused before any upgrade started.
 struct AnswerUpgrade { uint64_t client; uint64_t gen; bool ok; std::string reason; uint64_t serving_gen; };
 struct Exit { int code; };
+// No worker will accept on the listeners again (a stop, once the drain signals are out): the
+// shell closes its own copies, unless the service manager owns them.
+struct CloseListeners {};
 using Action = std::variant<Spawn, RunPreCheck, Signal, KillGroup, StartTimer, CancelTimer, NotifySystemd, Log,
-                            UpgradeVerdict, AnswerUpgrade, Exit>;
+                            UpgradeVerdict, AnswerUpgrade, Exit, CloseListeners>;
 
 struct MachineSettings {
     ReadyMode ready_mode = ReadyMode::Delay;
@@ -92,6 +99,8 @@ struct MachineSettings {
     int workers = 1;         // --workers N: slots per generation
     bool rolling = false;    // --upgrade rolling
     Millis worker_watchdog{0};  // --worker-watchdog: 0 off
+    Millis stop_delay{0};       // --stop-delay: serve this long, reported not ready, before draining at a stop
+    Millis probation{0};        // --probation: a ready new generation serves beside the old one this long first
 };
 
 struct Worker {

@@ -35,6 +35,8 @@ MachineSettings settings_from(const Config& c) {
     s.workers = c.workers;
     s.rolling = c.rolling;
     s.worker_watchdog = c.worker_watchdog;
+    s.stop_delay = c.stop_delay;
+    s.probation = c.probation;
     return s;
 }
 
@@ -166,7 +168,7 @@ void Supervisor::handle_signal(int signum) {
     case SIGTERM:
     case SIGINT:
         spdlog::info("{}: stop requested", signal_name(signum));
-        dispatch(StopRequested{});
+        dispatch(StopRequested{signum == SIGINT ? StopSource::Interrupt : StopSource::Signal});
         return;
     default: forward_or_ignore(signum); return;
     }
@@ -305,6 +307,7 @@ void Supervisor::dispatch(Event e) {
 void Supervisor::step(const Event& e) {
     auto actions = machine_.handle(e, now());
     if (auto broken = machine_.check_invariants(); !broken.empty()) report_broken_invariant(broken, e);
+    send_progress(e);  // before the actions: a verdict among them is the last line its client reads
     for (const auto& a : actions) execute(a);
 }
 
@@ -356,6 +359,8 @@ void Supervisor::execute(const Action& action) {
                 answer_upgrade(a);
             } else if constexpr (std::is_same_v<A, Exit>) {
                 shutdown(a.code);
+            } else if constexpr (std::is_same_v<A, CloseListeners>) {
+                close_listeners();
             } else {
                 static_assert(sizeof(A) == 0, "every action needs a syscall");
             }
@@ -367,6 +372,14 @@ void Supervisor::execute(const Action& action) {
 void Supervisor::kill_worker(int pid) {
     if (int rc = containment_.kill(pid); rc < 0 && rc != -ESRCH)
         spdlog::error("cannot kill pid={} and what it started: {}", pid, std::strerror(-rc));
+}
+
+// Nobody accepts again: a late client is refused at once instead of waiting in a backlog
+// that our exit resets. Under systemd the fd store may hold them too: kept, as adopted ones.
+void Supervisor::close_listeners() {
+    if (size_t n = close_own_listeners(listeners_, systemd_.enabled()); n > 0)
+        spdlog::info("closed our copies of {} listener(s): no worker accepts on them again", n);
+    else spdlog::info("listeners kept open at stop: the service manager holds them");
 }
 
 void Supervisor::start_timer(const TimerId& id, Millis after) {

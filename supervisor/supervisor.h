@@ -28,6 +28,7 @@
 #include "supervisor/worker_env.h"
 #include "supervisor/systemd.h"
 #include "supervisor/upgrade_machine.h"
+#include "supervisor/upgrade_progress.h"
 #include "supervisor/uv_handle.h"
 
 namespace sv {
@@ -92,6 +93,7 @@ private:
     void execute(const Action& a);
     void notify_systemd(const NotifySystemd& n);
     void kill_worker(int pid);
+    void close_listeners();
     void report_broken_invariant(const std::string& what, const Event& e);
     void take_in_pending_events();
     void spawn(uint64_t gen, int slot);
@@ -114,6 +116,7 @@ private:
     void on_control_closed(uint64_t client);
     void on_upgrade_verdict(const UpgradeVerdict& v);
     void answer_upgrade(const AnswerUpgrade& a);
+    void send_progress(const Event& e);
     StatusSnapshot snapshot() const;
     void write_status_file();
 
@@ -151,6 +154,8 @@ private:
     std::unique_ptr<ControlServer> control_;
     std::unique_ptr<PreCheck> pre_check_;
     std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
+    ProgressTracker progress_;
+    std::set<uint64_t> progress_clients_;  // `ctl upgrade` callers that asked for progress events
     bool has_last_upgrade_ = false;
     UpgradeResult last_upgrade_;
     std::string status_written_;

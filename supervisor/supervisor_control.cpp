@@ -2,6 +2,7 @@
 // verdict, stop) and the --status-file, all from the machine's state.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,6 +20,7 @@ void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
         return;
     case ControlRequest::Cmd::Upgrade:
         spdlog::info("ctl: upgrade requested");
+        if (req.progress) progress_clients_.insert(client);
         dispatch(UpgradeRequested{client});
         return;
     case ControlRequest::Cmd::Stop:
@@ -33,7 +35,20 @@ void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
     }
 }
 
-void Supervisor::on_control_closed(uint64_t client) { dispatch(ClientGone{client}); }
+void Supervisor::on_control_closed(uint64_t client) {
+    progress_clients_.erase(client);
+    dispatch(ClientGone{client});
+}
+
+// Progress events for `ctl upgrade` callers that asked for them, while they wait.
+void Supervisor::send_progress(const Event& e) {
+    auto events = progress_.update(machine_, e, now());
+    if (events.empty() || progress_clients_.empty() || !control_) return;
+    // Every one of them still waits, or waited until this very step (its verdict follows).
+    for (uint64_t c : progress_clients_) {
+        for (const auto& ev : events) control_->reply(c, ev.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    }
+}
 
 void Supervisor::on_upgrade_verdict(const UpgradeVerdict& v) {
     has_last_upgrade_ = true;
@@ -41,6 +56,7 @@ void Supervisor::on_upgrade_verdict(const UpgradeVerdict& v) {
 }
 
 void Supervisor::answer_upgrade(const AnswerUpgrade& a) {
+    progress_clients_.erase(a.client);
     if (!control_) return;
     if (a.gen == 0) {
         control_->reply(a.client, control_error(a.reason));
@@ -77,6 +93,8 @@ StatusSnapshot Supervisor::snapshot() const {
                                current_drift(listeners_, drift_, i)});
     s.has_last_upgrade = has_last_upgrade_;
     s.last_upgrade = last_upgrade_;
+    if (auto end = machine_.stop_delay_ends()) s.stop_delay_remaining_ms = std::max<int64_t>(0, (*end - now()).count());
+    if (auto end = machine_.probation_ends()) s.probation_remaining_ms = std::max<int64_t>(0, (*end - now()).count());
     return s;
 }
 

@@ -53,8 +53,9 @@ void Supervisor::notify_systemd(const NotifySystemd& n) {
     case SdState::Ready: text = "READY=1\n"; break;
     case SdState::Reloading: text = "RELOADING=1\n"; break;  // systemd.cpp adds MONOTONIC_USEC
     case SdState::Stopping:
-        // Drains are bounded by --drain-timeout: ask systemd for that long plus a margin.
-        text = "STOPPING=1\nEXTEND_TIMEOUT_USEC=" + std::to_string((cfg_.drain_timeout.count() + 5000) * 1000) + "\n";
+        // Drains are bounded by --drain-timeout, after the --stop-delay: ask systemd for that long plus a margin.
+        text = "STOPPING=1\nEXTEND_TIMEOUT_USEC=" +
+               std::to_string((cfg_.stop_delay.count() + cfg_.drain_timeout.count() + 5000) * 1000) + "\n";
         break;
     case SdState::Status: break;
     }

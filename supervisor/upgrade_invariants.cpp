@@ -18,6 +18,8 @@ const char* kind_name(TimerId::Kind k) {
     case TimerId::Kind::Drain: return "drain";
     case TimerId::Kind::Respawn: return "respawn";
     case TimerId::Kind::Watchdog: return "watchdog";
+    case TimerId::Kind::StopDelay: return "stop-delay";
+    case TimerId::Kind::Probation: return "probation";
     }
     return "?";
 }
@@ -36,8 +38,18 @@ std::string UpgradeMachine::invariant_of_phase() const {
         std::any_of(workers_.begin(), workers_.end(), [&](const Worker& w) { return w.gen == upgrade_->gen; }))
         return "a worker of the upgrade runs before its pre-check passed";
     if (upgrade_ && (upgrade_->roll_slot < 0 || upgrade_->roll_slot >= s_.workers)) return "the roll is past the last slot";
+    if (lame_duck_ && phase_ != Phase::Stopping) return "the stop delay runs outside Stopping";
+    if (upgrade_ && upgrade_->on_probation &&
+        std::any_of(workers_.begin(), workers_.end(), [&](const Worker& w) {
+            return w.gen == upgrade_->gen && w.state == WorkerState::Starting;
+        }))
+        return "a generation on probation has a worker still starting";
     if (!stopping) return "";
-    if (std::any_of(workers_.begin(), workers_.end(), live)) return "a live worker while stopping";
+    if (std::any_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.state == WorkerState::Starting; }))
+        return "a starting worker while stopping";
+    for (const auto& w : workers_)
+        if (w.state == WorkerState::Ready && (!lame_duck_ || w.gen != slot(w.slot).gen))
+            return fmt::format("ready worker pid={} while stopping{}", w.pid, lame_duck_ ? ", not its slot's" : " after the stop delay");
     if (std::any_of(slots_.begin(), slots_.end(), [](const Slot& sl) { return sl.respawn_pending; }))
         return "a respawn waits while stopping";
     if (pending_upgrade_ || !pending_waiters_.empty()) return "an upgrade waits while stopping";
@@ -74,9 +86,14 @@ std::string UpgradeMachine::invariant_of_timers() const {
             owned = std::any_of(workers_.begin(), workers_.end(),
                                 [&](const Worker& w) { return w.id == id.key && live(w) && !w.killed; });
             break;
+        case TimerId::Kind::StopDelay: owned = lame_duck_ && id.key == 0; break;
+        case TimerId::Kind::Probation: owned = upgrade_ && upgrade_->on_probation && id.key == upgrade_->gen; break;
         }
         if (!owned) return fmt::format("{} timer {} belongs to nothing", kind_name(id.kind), id.key);
     }
+    if (lame_duck_ != timer_running({TimerId::Kind::StopDelay, 0})) return "the stop delay and its timer disagree";
+    if (upgrade_ && upgrade_->on_probation && !timer_running({TimerId::Kind::Probation, upgrade_->gen}))
+        return fmt::format("gen={} is on probation without its timer", upgrade_->gen);
     return "";
 }
 
@@ -106,8 +123,9 @@ std::string UpgradeMachine::check_invariants() const {
 }
 
 std::string UpgradeMachine::describe() const {
-    std::string text = fmt::format("phase={} serving_gen={} upgrade_gen={} pending={} booted={}", to_string(phase_),
-                                   serving_gen(), upgrade_ ? upgrade_->gen : 0, pending_upgrade_, booted_);
+    std::string text = fmt::format("phase={} serving_gen={} upgrade_gen={} pending={} booted={}{}{}", to_string(phase_),
+                                   serving_gen(), upgrade_ ? upgrade_->gen : 0, pending_upgrade_, booted_,
+                                   upgrade_ && upgrade_->on_probation ? " probation" : "", lame_duck_ ? " stop_delay" : "");
     for (int s = 0; s < s_.workers; s++)
         text += fmt::format(" slot{}=[gen={}{}]", s, slot(s).gen, slot(s).respawn_pending ? " respawn" : "");
     for (const auto& w : workers_)

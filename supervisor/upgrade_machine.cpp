@@ -111,6 +111,10 @@ void UpgradeMachine::on(const StopRequested& e) {
     case Phase::Serving:
     case Phase::Upgrading: begin_stop(); return;
     case Phase::Stopping:
+        if (lame_duck_ && e.source == StopSource::Signal) {
+            end_stop_delay("second SIGTERM during the stop delay: skipping the rest of it");
+            return;
+        }
         if (e.source == StopSource::Control) {
             log(LogLevel::Info, "stop requested again through ctl: already stopping");  // ignore: ctl never escalates
             return;
@@ -255,6 +259,10 @@ void UpgradeMachine::on(const TimerFired& e) {
         case TimerId::Kind::Drain: drain_timer(e.id.key); return;
         case TimerId::Kind::Respawn: respawn_timer(static_cast<int>(e.id.key)); return;
         case TimerId::Kind::Watchdog: watchdog_timer(e.id.key); return;
+        case TimerId::Kind::Probation: probation_timer(e.id.key); return;
+        case TimerId::Kind::StopDelay:
+            if (lame_duck_) end_stop_delay("stop delay over");  // else ignore: stale
+            return;
         }
         return;
     case Phase::Stopped: return;  // ignore: exiting
@@ -273,6 +281,15 @@ void UpgradeMachine::on(const ForwardSignal& e) {
         }
         return;
     case Phase::Stopping:
+        if (lame_duck_) {  // the stop delay: the workers still serve
+            for (const auto& w : workers_) {
+                if (w.state != WorkerState::Ready) continue;
+                out_.push_back(Signal{w.pid, e.sig});
+                log(LogLevel::Info, fmt::format("forwarded {} to gen={} pid={}", signal_name(e.sig), w.gen, w.pid));
+            }
+            return;
+        }
+        [[fallthrough]];
     case Phase::Stopped:
         log(LogLevel::Info, fmt::format("{} not forwarded: stopping", signal_name(e.sig)));  // ignore: draining
         return;

@@ -22,12 +22,18 @@
 // Invariants (check_invariants(): asserted by the unit tests and the fuzzer after every
 // step; the running supervisor logs a broken one and keeps its listeners):
 //  - Upgrading if and only if an upgrade is in flight; Serving only once booted; Starting
-//    only before; Stopping/Stopped: nothing Starting or Ready, no respawn, nobody waiting.
+//    only before; Stopping/Stopped: nothing Starting, no respawn, nobody waiting; nothing
+//    Ready either, except the slots' own workers while the stop delay runs (Stopping only).
+//  - Probation (--probation): once the new generation (rolling: the new worker of the slot
+//    being rolled) is ready it serves beside the old one; the upgrade stays in flight, its
+//    verdict and the old workers' drain wait for the probation timer. A new worker that dies
+//    meanwhile fails the upgrade as a failed start would.
 //  - Every Starting or Ready worker belongs to its slot's target generation or to the
 //    upgrade in flight; per slot at most one Ready worker of each.
 //  - Every timer the machine counts on is running: a Ready timer per Starting worker, a
 //    Drain timer per Draining worker not yet killed and per lingering group, a Respawn
-//    timer per slot waiting for a respawn (and no other timers).
+//    timer per slot waiting for a respawn, a StopDelay timer while the stop delay runs, a
+//    Probation timer per generation on probation (and no other timers).
 //  - A slot waiting for a respawn has no live worker of its target generation.
 //  - Upgrade requests that arrive while an upgrade runs (or before the first generation
 //    is up) merge into one pending upgrade, started as soon as the running one is decided;
@@ -63,6 +69,14 @@ public:
     // Workers killed by --worker-watchdog since start.
     uint64_t hung_total() const { return hung_total_; }
     const Worker* find_pid(int pid) const;
+    // When the stop delay ends (machine time), while it runs.
+    std::optional<Millis> stop_delay_ends() const {
+        return lame_duck_ ? std::optional<Millis>(stop_at_ + s_.stop_delay) : std::nullopt;
+    }
+    // When the generation on probation is kept (machine time), while it is on probation.
+    std::optional<Millis> probation_ends() const {
+        return upgrade_ && upgrade_->on_probation ? std::optional<Millis>(upgrade_->probation_at + s_.probation) : std::nullopt;
+    }
     // The client waits for an upgrade's verdict (queued or in flight).
     bool waiting(uint64_t client) const;
 
@@ -90,6 +104,8 @@ private:
         Millis at{0};
         bool pre_checking = false;
         int roll_slot = 0;               // rolling: the slot being replaced
+        bool on_probation = false;       // ready, serving beside the old generation (--probation)
+        Millis probation_at{0};
         std::vector<uint64_t> waiters;  // clients answered by this upgrade's verdict
     };
 
@@ -131,6 +147,11 @@ private:
     void watchdog_ping(Worker& w);
     void watchdog_timer(uint64_t id);
     void become_ready(Worker& w);
+    void slot_ready(Worker& w);
+    void generation_ready();
+    void start_probation();
+    void probation_timer(uint64_t gen);
+    std::string probation_failure(const Worker& w, const std::string& how) const;
     void replace_slot(int slot, uint64_t gen);
     void drain(Worker& w);
     void upgrade_failed(const std::string& reason);
@@ -141,6 +162,8 @@ private:
     void schedule_respawn(int slot);
     void check_booted();
     void begin_stop();
+    void drain_for_stop();
+    void end_stop_delay(const char* why);
     void kill_everything();
     void finish_stop_if_done();
     void verdict(uint64_t gen, bool ok, const std::string& reason, std::vector<uint64_t> waiters);
@@ -179,6 +202,7 @@ private:
     bool booted_ = false;       // every slot has been served by a ready worker
     bool spawned_any_ = false;  // a spawn has succeeded: exec failures are no longer startup errors
     Millis stop_at_{0};
+    bool lame_duck_ = false;  // Stopping, the stop delay runs: ready workers still serve
     Millis now_{0};
     std::vector<Action> out_;
 };

@@ -93,6 +93,7 @@ void UpgradeMachine::finish_upgrade() {
 // keep their generation.
 void UpgradeMachine::upgrade_failed(const std::string& why) {
     uint64_t gen = upgrade_->gen;
+    cancel_timer({TimerId::Kind::Probation, gen});
     std::string reason = why;
     int kept = static_cast<int>(std::count_if(slots_.begin(), slots_.end(), [&](const Slot& sl) { return sl.gen == gen; }));
     if (kept > 0)
@@ -207,14 +208,16 @@ void UpgradeMachine::worker_exited(const Worker& w, const WorkerExited& e) {
     }
     case WorkerState::Ready:
         if (upgrade_ && w.gen == upgrade_->gen && slot(w.slot).gen != w.gen) {
-            upgrade_failed(fmt::format("pid={} died after ready ({}) before the generation was complete{}", w.pid, how,
-                                       slot_tag(w.slot)));
+            upgrade_failed(upgrade_->on_probation ? probation_failure(w, how)
+                                                  : fmt::format("pid={} died after ready ({}) before the generation was complete{}",
+                                                                w.pid, how, slot_tag(w.slot)));
             return;
         }
         slot(w.slot).backoff.note_uptime(since(w.ready_at));
         log(LogLevel::Warn, fmt::format("worker died gen={} pid={} {} uptime_ms={}{}", w.gen, w.pid, how,
                                         since(w.spawned_at).count(), slot_tag(w.slot)));
-        out_.push_back(NotifySystemd{SdState::Status, fmt::format("gen={} pid={} died ({}); restarting", w.gen, w.pid, how)});
+        out_.push_back(NotifySystemd{SdState::Status, fmt::format("gen={} pid={} died ({}){}", w.gen, w.pid, how,
+                                                                  phase_ == Phase::Stopping ? "" : "; restarting")});
         ensure_slots();
         return;
     }
@@ -256,15 +259,27 @@ void UpgradeMachine::become_ready(Worker& w) {
         return;
     }
     if (s_.rolling) {
-        replace_slot(w.slot, w.gen);
-        if (++upgrade_->roll_slot < s_.workers) out_.push_back(Spawn{upgrade_->gen, upgrade_->roll_slot});
-        else finish_upgrade();
+        if (s_.probation.count() > 0) start_probation();
+        else slot_ready(w);
         return;
     }
     auto ready = std::count_if(workers_.begin(), workers_.end(), [&](const Worker& x) {
         return x.gen == upgrade_->gen && x.state == WorkerState::Ready;
     });
     if (ready < s_.workers) return;  // all at once: wait for the whole generation
+    if (s_.probation.count() > 0) start_probation();
+    else generation_ready();
+}
+
+// Rolling: the new worker of the slot being rolled takes it over; the next slot starts.
+void UpgradeMachine::slot_ready(Worker& w) {
+    replace_slot(w.slot, w.gen);
+    if (++upgrade_->roll_slot < s_.workers) out_.push_back(Spawn{upgrade_->gen, upgrade_->roll_slot});
+    else finish_upgrade();
+}
+
+// All at once: the whole new generation is ready (and past its probation) and takes every slot.
+void UpgradeMachine::generation_ready() {
     for (int s = 0; s < s_.workers; s++) replace_slot(s, upgrade_->gen);
     finish_upgrade();
 }
@@ -335,57 +350,6 @@ void UpgradeMachine::check_booted() {
         phase_ = Phase::Serving;
         after_upgrade();
     }
-}
-
-// --- stopping -----------------------------------------------------------------------------
-
-void UpgradeMachine::begin_stop() {
-    phase_ = Phase::Stopping;
-    stop_at_ = now_;
-    pending_upgrade_ = false;
-    if (upgrade_) {
-        auto waiters = std::move(upgrade_->waiters);
-        uint64_t gen = upgrade_->gen;
-        upgrade_.reset();
-        verdict(gen, false, "stopped before the new generation was ready", std::move(waiters));
-    }
-    refuse_waiters(pending_waiters_, "the supervisor is stopping");
-    for (int s = 0; s < s_.workers; s++) {
-        if (!slot(s).respawn_pending) continue;
-        slot(s).respawn_pending = false;
-        cancel_timer({TimerId::Kind::Respawn, static_cast<uint64_t>(s)});
-    }
-    log(LogLevel::Info, fmt::format("stopping: draining {} worker(s)", workers_.size()));
-    out_.push_back(NotifySystemd{SdState::Stopping, "stopping"});
-    for (auto& w : workers_) {
-        if (w.state == WorkerState::Starting) cancel_timer({TimerId::Kind::Ready, w.id});
-        if (w.state == WorkerState::Starting || w.state == WorkerState::Ready) drain(w);
-    }
-    finish_stop_if_done();
-}
-
-// A second stop signal: no more waiting for anyone.
-void UpgradeMachine::kill_everything() {
-    log(LogLevel::Warn, fmt::format("second stop request: killing {} worker(s) now", workers_.size() + lingering_.size()));
-    for (auto& w : workers_) {
-        if (!w.killed) out_.push_back(KillGroup{w.pid});
-        w.killed = true;
-    }
-    for (const auto& w : lingering_) {
-        cancel_timer({TimerId::Kind::Drain, w.id});
-        out_.push_back(KillGroup{w.pid});
-    }
-    lingering_.clear();
-    finish_stop_if_done();
-}
-
-void UpgradeMachine::finish_stop_if_done() {
-    if (phase_ != Phase::Stopping || !workers_.empty() || !lingering_.empty()) return;
-    phase_ = Phase::Stopped;
-    for (auto id : timers_) out_.push_back(CancelTimer{id});
-    timers_.clear();
-    log(LogLevel::Info, fmt::format("stopped after_ms={}", since(stop_at_).count()));
-    out_.push_back(Exit{kExitOk});
 }
 
 } // namespace sv

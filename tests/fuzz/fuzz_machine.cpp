@@ -4,7 +4,7 @@
 // when the shell would run the Spawn: results are queued after the step, as the shell
 // does), exits of any live process in any state (with or without leftovers), READY=1
 // from workers and strangers, the probe seeing any process accept, timers firing (or arriving stale), pre-check results, lost
-// clients, time passing. After every step: the machine's invariants, and the shell's view:
+// clients, time passing; with and without a stop delay and a probation window. After every step: the machine's invariants, and the shell's view:
 // no signal to a reaped pid, nothing spawned after Exit, every waiting client answered at
 // most once (and exactly once by the end), Exit only for a stop or a startup failure.
 // At the end the model stops the machine and lets everything exit: it must reach Exit.
@@ -53,6 +53,7 @@ public:
     void execute(const Action& a, std::deque<Event>& queue) {
         if (auto* sp = std::get_if<Spawn>(&a)) {
             fuzz::check(exit_code_ < 0, "nothing is spawned after Exit");
+            fuzz::check(!listeners_closed_, "nothing is spawned once the listeners are closed");
             bool ok = (in_.byte() % 8) != 0 || force_ok_;
             if (ok) {
                 int pid = next_pid_++;
@@ -80,6 +81,9 @@ public:
             fuzz::check(ans->client != 0, "a signal's request is never answered");
             fuzz::check(outstanding_[ans->client] > 0, "a client is answered only for a request it made");
             outstanding_[ans->client]--;
+        } else if (std::holds_alternative<CloseListeners>(a)) {
+            fuzz::check(stop_asked_ && !listeners_closed_, "the listeners are closed once, and only at a stop");
+            listeners_closed_ = true;
         } else if (auto* x = std::get_if<Exit>(&a)) {
             fuzz::check(exit_code_ < 0, "Exit comes once");
             fuzz::check(stop_asked_ ? x->code == 0 : (!spawned_any_ && x->code != 0),
@@ -171,7 +175,7 @@ private:
     std::map<std::pair<int, uint64_t>, TimerId> timers_;
     std::vector<uint64_t> pre_checks_;
     std::map<uint64_t, int> outstanding_;  // client → requests not answered yet
-    bool stop_asked_ = false, spawned_any_ = false, force_ok_ = false;
+    bool stop_asked_ = false, spawned_any_ = false, force_ok_ = false, listeners_closed_ = false;
     int exit_code_ = -1;
     long steps_ = 0;
 };
@@ -192,13 +196,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     s.ready_delay = Millis(100);
     s.ready_timeout = Millis(500);
     s.drain_timeout = Millis(300);
+    // A second settings byte: the stop delay and probation, off or on (each half the time).
+    uint8_t cfg2 = in.byte();
+    s.stop_delay = (cfg2 & 1) != 0 ? Millis(200) : Millis(0);
+    s.probation = (cfg2 & 2) != 0 ? Millis(400) : Millis(0);
     Model model(s, in);
     model.feed(Boot{});
     while (!in.empty() && !model.done()) {
         uint8_t op = in.byte(), arg = in.byte();
         switch (op % 13) {
         case 0: model.request_upgrade(arg % 4); break;
-        case 1: model.stop((arg & 1) ? StopSource::Control : StopSource::Signal); break;
+        case 1: {
+            const StopSource sources[] = {StopSource::Signal, StopSource::Control, StopSource::Interrupt, StopSource::Signal};
+            model.stop(sources[arg & 3]);
+            break;
+        }
         case 2:
         case 3: model.exit_one(arg, (arg & 0x40) ? 9 /*SIGKILL*/ : (arg & 0x20) << 3, (arg & 0x80) != 0); break;
         case 4:

@@ -148,3 +148,17 @@ TEST_CASE("--forward-signal: names, SIG names and numbers; none by default; our 
     for (const char* own : {"HUP", "SIGTERM", "INT", "CHLD", "17", "KILL", "STOP", "SEGV", "PIPE", "nope", "0"})
         expect_usage_error({"-l", "80", "--forward-signal", own, "--", "srv"}, std::string("invalid --forward-signal '") + own + "'");
 }
+
+TEST_CASE("--stop-delay and --probation: durations, 0 by default, bad ones named") {
+    auto out = parse({"-l", "1", "--stop-delay", "4s", "--probation", "1m", "--", "srv"});
+    auto* c = std::get_if<Config>(&out);
+    REQUIRE(c != nullptr);
+    CHECK_EQ(c->stop_delay.count(), 4000);
+    CHECK_EQ(c->probation.count(), 60'000);
+    auto plain = parse({"-l", "1", "--", "srv"});
+    REQUIRE(std::get_if<Config>(&plain) != nullptr);
+    CHECK_EQ(std::get<Config>(plain).stop_delay.count(), 0);
+    CHECK_EQ(std::get<Config>(plain).probation.count(), 0);
+    expect_usage_error({"-l", "1", "--stop-delay", "a while", "--", "srv"}, "invalid --stop-delay 'a while'");
+    expect_usage_error({"-l", "1", "--probation", "-1s", "--", "srv"}, "--probation '-1s'");
+}

@@ -114,4 +114,19 @@ TEST_CASE("the STATUS= line: serving gen and pids, what is in flight, the last v
 
     s.phase = "stopping";
     CHECK_EQ(format_status_line(s), "stopping: 2 worker(s) left; last upgrade gen=3 ok");
+
+    s.stop_delay_remaining_ms = 4200;
+    CHECK_EQ(format_status_line(s), "stopping in 4.2s (stop delay): serving gen=3 pid=300; last upgrade gen=3 ok");
+    auto j = status_json(s);
+    CHECK_EQ(j["stop_delay_remaining_ms"], 4200);
+    CHECK(j["probation_remaining_ms"].is_null());
+    CHECK(format_status_table(j, 0).find("stopping in 4.2s (stop delay), serving gen 3") != std::string::npos);
+
+    s.stop_delay_remaining_ms = -1;
+    s.phase = "upgrading";
+    s.serving_gen = 1;
+    s.probation_remaining_ms = 800;
+    s.workers = {WorkerStatus{1, 0, 100, "ready", 0, 5, ""}, WorkerStatus{2, 0, 200, "ready", 0, 5, ""}};
+    CHECK_EQ(format_status_line(s), "serving gen=1 pid=100; gen=2 on probation, 800ms left; last upgrade gen=3 ok");
+    CHECK(format_status_table(status_json(s), 0).find("upgrading (probation: 800ms left)") != std::string::npos);
 }
