@@ -40,7 +40,9 @@ Result<ControlRequest> parse_control_request(std::string_view line) {
     if (cmd == "status") return ControlRequest{ControlRequest::Cmd::Status};
     if (cmd == "upgrade") {
         auto p = j.find("progress");
-        return ControlRequest{ControlRequest::Cmd::Upgrade, p != j.end() && p->is_boolean() && p->get<bool>()};
+        ControlRequest r{ControlRequest::Cmd::Upgrade};
+        r.progress = p != j.end() && p->is_boolean() && p->get<bool>();
+        return r;
     }
     if (cmd == "stop") return ControlRequest{ControlRequest::Cmd::Stop};
     if (cmd == "reexec") return parse_reexec_request(j);
