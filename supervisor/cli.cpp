@@ -124,6 +124,16 @@ std::optional<CliExit> apply_signals(const RawOptions& raw, Config& cfg) {
     return std::nullopt;
 }
 
+// --http: an address with an explicit host (a bare port would silently listen everywhere).
+std::optional<CliExit> apply_http(const Config& cfg) {
+    if (cfg.http.empty()) return std::nullopt;
+    auto spec = parse_listen_spec(cfg.http);
+    if (!spec || !spec->name.empty() || (spec->kind == ListenSpec::Kind::Tcp && spec->host.empty()))
+        return usage_error("invalid --http '" + cfg.http + "': expected HOST:PORT with a literal address "
+                           "(127.0.0.1:9180, [::1]:9180, 0.0.0.0:9180) or unix:PATH");
+    return std::nullopt;
+}
+
 // Raw strings → Config fields. The order of the checks decides which error a command line
 // with several bad inputs gets.
 std::optional<CliExit> apply_options(const RawOptions& raw, std::vector<std::string> command, Config& cfg) {
@@ -134,6 +144,7 @@ std::optional<CliExit> apply_options(const RawOptions& raw, std::vector<std::str
     if (auto e = apply_env(cfg)) return e;
     if (auto e = apply_service_durations(raw, cfg)) return e;
     if (auto e = apply_compat_and_socket_mode(raw, cfg)) return e;
+    if (auto e = apply_http(cfg)) return e;
     return apply_signals(raw, cfg);
 }
 

@@ -77,6 +77,8 @@ struct Config {
     size_t control_max_clients = kDefaultControlMaxClients;  // --control-max-clients
     Millis control_idle_timeout = kDefaultControlIdleTimeout; // --control-idle-timeout
     ContainmentMode containment = ContainmentMode::Auto;  // --cgroup auto|off
+    std::string http;                  // --http ADDR: health and metrics endpoint ("": off)
+    std::string metrics_file;          // --metrics-file: Prometheus text, rewritten atomically on change
 };
 
 // Signals a terminal or a stray kill sends that would end us by default (USR1, USR2) or that

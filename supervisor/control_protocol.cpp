@@ -40,6 +40,7 @@ json status_json(const StatusSnapshot& s) {
         json jw{{"gen", w.gen}, {"slot", w.slot}, {"pid", w.pid}, {"state", w.state}, {"started_unix_ms", w.started_unix_ms},
                 {"status", w.status}};
         jw["ready_after_ms"] = w.ready_after_ms >= 0 ? json(w.ready_after_ms) : json(nullptr);
+        jw["connections"] = w.connections >= 0 ? json(w.connections) : json(nullptr);
         workers.push_back(std::move(jw));
     }
     json listeners = json::array();

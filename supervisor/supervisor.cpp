@@ -67,6 +67,7 @@ Supervisor::~Supervisor() {
     pre_check_.reset();
     outputs_.clear();
     control_.reset();
+    http_.reset();
     signals_.clear();
     notify_poll_.close();
     probe_timer_.close();
@@ -114,6 +115,7 @@ Result<Ok> Supervisor::setup() {
         if (!c) return c.error();
         control_ = std::move(c.value());
     }
+    if (auto r = setup_http(); !r) return r.error();
     return start_watchdog();
 }
 
@@ -285,6 +287,7 @@ void Supervisor::dispatch(Event e) {
     update_probe();
     report_drift();
     write_status_file();
+    write_metrics_file();
     send_status_if_changed();
 }
 
@@ -293,13 +296,18 @@ void Supervisor::dispatch(Event e) {
 void Supervisor::step(const Event& e) {
     auto actions = machine_.handle(e, now());
     if (auto broken = machine_.check_invariants(); !broken.empty()) report_broken_invariant(broken, e);
-    for (const auto& a : actions) execute(a);
+    counters_.observe(e);
+    for (const auto& a : actions) {
+        counters_.observe(a, now());
+        execute(a);
+    }
 }
 
 // A broken invariant is a bug of ours, not a reason to close the listeners on every client:
 // the socket holder says what broke, with the machine's state, and carries on.
 void Supervisor::report_broken_invariant(const std::string& what, const Event& e) {
     broken_invariants_++;
+    counters_.invariant_broken();
     spdlog::error("invariant broken: {} (after event #{}; {}); still serving: the listeners stay open. "
                   "Please report this line with the log around it",
                   what, e.index(), machine_.describe());
@@ -375,6 +383,7 @@ void Supervisor::shutdown(int code) {
     // Closed, not destroyed: this may run inside the control server's own request handler
     // (`ctl stop` with nothing left to drain); the destructor frees it.
     if (control_) control_->close();  // `ctl stop` callers see the connection close as we exit
+    if (http_) http_->close();
     signals_.clear();
     notify_poll_.close();
     probe_timer_.close();  // a repeating timer would keep the loop (and us) alive

@@ -16,8 +16,10 @@
 #include "supervisor/containment.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/fd_reserve.h"
+#include "supervisor/http_server.h"
 #include "supervisor/listener_drift.h"
 #include "supervisor/listeners.h"
+#include "supervisor/metrics.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/pre_check.h"
 #include "supervisor/readiness_probe.h"
@@ -95,6 +97,12 @@ private:
     StatusSnapshot snapshot() const;
     void write_status_file();
 
+    // --http and --metrics-file (supervisor_http.cpp).
+    Result<Ok> setup_http();
+    HttpResponse on_http(HttpRoute route) const;
+    std::string metrics_text() const;
+    void write_metrics_file();
+
     // systemd (supervisor_systemd.cpp): watchdog pings and STATUS= between the machine's own.
     Result<Ok> start_watchdog();
     static void on_watchdog(uv_timer_t* h) noexcept;
@@ -127,6 +135,9 @@ private:
     uint64_t broken_invariants_ = 0;
 
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<HttpServer> http_;
+    MetricsCounters counters_;
+    std::string metrics_written_;  // --metrics-file text as of its last write
     std::unique_ptr<PreCheck> pre_check_;
     std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
     bool has_last_upgrade_ = false;

@@ -1,0 +1,67 @@
+// The supervisor's observability side: the --http endpoint's answers (health, readiness,
+// metrics, status) and the --metrics-file, all from the machine's state and the counters.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "supervisor/health.h"
+#include "supervisor/supervisor.h"
+#include "supervisor_version.h"
+
+namespace sv {
+
+Result<Ok> Supervisor::setup_http() {
+    if (cfg_.http.empty()) return Ok{};
+    auto where = parse_listen_spec(cfg_.http);
+    if (!where) return Error{EINVAL, "invalid --http '" + cfg_.http + "': " + where.error().what};
+    auto s = HttpServer::create(&loop_, *where, [this](HttpRoute r) { return on_http(r); });
+    if (!s) return s.error();
+    http_ = std::move(s.value());
+    spdlog::info("http listening addr={} endpoints=/healthz,/readyz,/metrics,/status", http_->address());
+    return Ok{};
+}
+
+// /healthz: the loop answered, so the supervisor is alive. /readyz: 200 only when serving
+// (health.h), the reason in the body either way, for a load balancer's health check.
+HttpResponse Supervisor::on_http(HttpRoute route) const {
+    switch (route) {
+    case HttpRoute::Healthz: return {200, "text/plain; charset=utf-8", "ok\n"};
+    case HttpRoute::Readyz: {
+        Health h = health_of(status_json(snapshot()));
+        return {h.serving ? 200 : 503, "text/plain; charset=utf-8", (h.serving ? "" : "not serving: ") + h.reason + "\n"};
+    }
+    case HttpRoute::Metrics: return {200, kMetricsContentType, metrics_text()};
+    case HttpRoute::Status:
+        return {200, "application/json",
+                status_json(snapshot()).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+    case HttpRoute::NotFound:
+    case HttpRoute::MethodNotAllowed: break;  // answered by the server itself
+    }
+    return {500, "text/plain; charset=utf-8", "unexpected route\n"};
+}
+
+std::string Supervisor::metrics_text() const {
+    StatusSnapshot s = snapshot();
+    return render_metrics({&s, &counters_, std::string(kVersion)});
+}
+
+// Like --status-file: rewritten only when it changed, atomically (temp file + rename), so
+// node_exporter's textfile collector never reads half a file.
+void Supervisor::write_metrics_file() {
+    if (cfg_.metrics_file.empty()) return;
+    std::string text = metrics_text();
+    if (text == metrics_written_) return;
+    std::string tmp = cfg_.metrics_file + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "we");
+    bool ok = f != nullptr && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    if (f != nullptr) ok = (std::fclose(f) == 0) && ok;
+    if (!ok || std::rename(tmp.c_str(), cfg_.metrics_file.c_str()) < 0) {
+        spdlog::error("cannot write the metrics file {}: {}", cfg_.metrics_file, std::strerror(errno));
+        return;
+    }
+    metrics_written_ = std::move(text);
+}
+
+} // namespace sv
