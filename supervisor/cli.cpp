@@ -1,6 +1,8 @@
 // Command line parsing with CLI11 (the options: cli_options.cpp), validated into a Config.
 #include "supervisor/cli.h"
 
+#include <arpa/inet.h>
+
 #include "supervisor/cli_options.h"
 #include "supervisor/env_file.h"
 #include "supervisor_version.h"
@@ -128,7 +130,10 @@ std::optional<CliExit> apply_signals(const RawOptions& raw, Config& cfg) {
 std::optional<CliExit> apply_http(const Config& cfg) {
     if (cfg.http.empty()) return std::nullopt;
     auto spec = parse_listen_spec(cfg.http);
-    if (!spec || !spec->name.empty() || (spec->kind == ListenSpec::Kind::Tcp && spec->host.empty()))
+    in6_addr addr{};
+    bool literal = spec && (::inet_pton(AF_INET, spec->host.c_str(), &addr) == 1 ||
+                            ::inet_pton(AF_INET6, spec->host.c_str(), &addr) == 1);
+    if (!spec || !spec->name.empty() || (spec->kind == ListenSpec::Kind::Tcp && !literal))
         return usage_error("invalid --http '" + cfg.http + "': expected HOST:PORT with a literal address "
                            "(127.0.0.1:9180, [::1]:9180, 0.0.0.0:9180) or unix:PATH");
     return std::nullopt;

@@ -297,8 +297,10 @@ void Supervisor::step(const Event& e) {
     auto actions = machine_.handle(e, now());
     if (auto broken = machine_.check_invariants(); !broken.empty()) report_broken_invariant(broken, e);
     counters_.observe(e);
-    for (const auto& a : actions) {
+    auto drains = connections_at_drain(actions);
+    for (auto& a : actions) {
         counters_.observe(a, now());
+        if (auto* log = std::get_if<Log>(&a); log != nullptr && !drains.empty()) annotate_drain(*log, drains);
         execute(a);
     }
 }

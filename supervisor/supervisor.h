@@ -101,6 +101,12 @@ private:
     Result<Ok> setup_http();
     HttpResponse on_http(HttpRoute route) const;
     std::string metrics_text() const;
+    // Fills in each worker's connections (connections.h): on demand, never on a timer.
+    void add_connections(StatusSnapshot& s) const;
+    // pid → connections of the workers these actions send the drain signal to (counted once,
+    // before it is sent), and the machine's `draining gen=… pid=…` line with its count.
+    std::map<int, int64_t> connections_at_drain(const std::vector<Action>& actions) const;
+    static void annotate_drain(Log& log, const std::map<int, int64_t>& counts);
     void write_metrics_file();
 
     // systemd (supervisor_systemd.cpp): watchdog pings and STATUS= between the machine's own.
@@ -138,6 +144,7 @@ private:
     std::unique_ptr<HttpServer> http_;
     MetricsCounters counters_;
     std::string metrics_written_;  // --metrics-file text as of its last write
+    mutable std::string connections_error_;  // the last failure to count connections, logged once
     std::unique_ptr<PreCheck> pre_check_;
     std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
     bool has_last_upgrade_ = false;

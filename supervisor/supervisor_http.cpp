@@ -1,11 +1,13 @@
 // The supervisor's observability side: the --http endpoint's answers (health, readiness,
 // metrics, status) and the --metrics-file, all from the machine's state and the counters.
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
+#include "supervisor/connections.h"
 #include "supervisor/health.h"
 #include "supervisor/supervisor.h"
 #include "supervisor_version.h"
@@ -32,10 +34,16 @@ HttpResponse Supervisor::on_http(HttpRoute route) const {
         Health h = health_of(status_json(snapshot()));
         return {h.serving ? 200 : 503, "text/plain; charset=utf-8", (h.serving ? "" : "not serving: ") + h.reason + "\n"};
     }
-    case HttpRoute::Metrics: return {200, kMetricsContentType, metrics_text()};
-    case HttpRoute::Status:
-        return {200, "application/json",
-                status_json(snapshot()).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+    case HttpRoute::Metrics: {
+        StatusSnapshot s = snapshot();
+        add_connections(s);
+        return {200, kMetricsContentType, render_metrics({&s, &counters_, std::string(kVersion)})};
+    }
+    case HttpRoute::Status: {
+        StatusSnapshot s = snapshot();
+        add_connections(s);
+        return {200, "application/json", status_json(s).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+    }
     case HttpRoute::NotFound:
     case HttpRoute::MethodNotAllowed: break;  // answered by the server itself
     }
@@ -45,6 +53,51 @@ HttpResponse Supervisor::on_http(HttpRoute route) const {
 std::string Supervisor::metrics_text() const {
     StatusSnapshot s = snapshot();
     return render_metrics({&s, &counters_, std::string(kVersion)});
+}
+
+// A failure is logged once (and again only when the reason changes); the counts stay unknown.
+void Supervisor::add_connections(StatusSnapshot& s) const {
+    std::vector<int> pids;
+    for (const auto& w : s.workers)
+        if (w.state != "failed" && w.pid > 0) pids.push_back(w.pid);
+    if (pids.empty()) return;
+    auto counts = count_connections(pids, listeners_);
+    if (!counts) {
+        if (counts.error().what != connections_error_) spdlog::warn("{}; connections show as unknown", counts.error().what);
+        connections_error_ = counts.error().what;
+        return;
+    }
+    connections_error_.clear();
+    for (auto& w : s.workers)
+        if (auto it = counts->find(w.pid); it != counts->end()) w.connections = it->second;
+}
+
+std::map<int, int64_t> Supervisor::connections_at_drain(const std::vector<Action>& actions) const {
+    std::vector<int> pids;
+    for (const auto& a : actions) {
+        const auto* sig = std::get_if<Signal>(&a);
+        if (sig == nullptr || sig->sig != cfg_.drain_signal) continue;
+        for (const auto& w : machine_.workers())
+            if (w.pid == sig->pid && w.state == WorkerState::Draining) pids.push_back(w.pid);
+    }
+    if (pids.empty()) return {};
+    auto counts = count_connections(pids, listeners_);
+    if (!counts) {
+        if (counts.error().what != connections_error_) spdlog::warn("{}; connections show as unknown", counts.error().what);
+        connections_error_ = counts.error().what;
+        return {};
+    }
+    return std::move(counts.value());
+}
+
+// The machine writes `draining gen=2 pid=812 signal=…`; the shell, which can count, adds
+// ` connections=14` to that same line.
+void Supervisor::annotate_drain(Log& log, const std::map<int, int64_t>& counts) {
+    if (log.text.rfind("draining gen=", 0) != 0) return;
+    auto at = log.text.find(" pid=");
+    if (at == std::string::npos) return;
+    int pid = std::atoi(log.text.c_str() + at + 5);
+    if (auto it = counts.find(pid); it != counts.end()) log.text += " connections=" + std::to_string(it->second);
 }
 
 // Like --status-file: rewritten only when it changed, atomically (temp file + rename), so
