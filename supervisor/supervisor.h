@@ -145,6 +145,10 @@ private:
     MetricsCounters counters_;
     std::string metrics_written_;  // --metrics-file text as of its last write
     mutable std::string connections_error_;  // the last failure to count connections, logged once
+    // The last counts and when (uv_now): a flood of /status or /metrics requests costs one
+    // count (a sock_diag dump and a /proc scan, ~30 ms on a busy host) per second at most.
+    mutable std::map<int, int64_t> connections_cache_;
+    mutable uint64_t connections_counted_at_ = 0;
     std::unique_ptr<PreCheck> pre_check_;
     std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
     bool has_last_upgrade_ = false;

@@ -1,5 +1,6 @@
 // The supervisor's observability side: the --http endpoint's answers (health, readiness,
 // metrics, status) and the --metrics-file, all from the machine's state and the counters.
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstdio>
@@ -13,6 +14,12 @@
 #include "supervisor_version.h"
 
 namespace sv {
+
+namespace {
+
+constexpr uint64_t kConnectionsMaxAge = 1000;  // ms: counts younger than this are reused
+
+} // namespace
 
 Result<Ok> Supervisor::setup_http() {
     if (cfg_.http.empty()) return Ok{};
@@ -61,15 +68,22 @@ void Supervisor::add_connections(StatusSnapshot& s) const {
     for (const auto& w : s.workers)
         if (w.state != "failed" && w.pid > 0) pids.push_back(w.pid);
     if (pids.empty()) return;
-    auto counts = count_connections(pids, listeners_);
-    if (!counts) {
-        if (counts.error().what != connections_error_) spdlog::warn("{}; connections show as unknown", counts.error().what);
-        connections_error_ = counts.error().what;
-        return;
+    uint64_t now_ms = uv_now(const_cast<uv_loop_t*>(&loop_));
+    bool fresh = connections_counted_at_ > 0 && now_ms - connections_counted_at_ < kConnectionsMaxAge &&
+                 std::all_of(pids.begin(), pids.end(), [&](int pid) { return connections_cache_.count(pid) != 0; });
+    if (!fresh) {
+        auto counts = count_connections(pids, listeners_);
+        if (!counts) {
+            if (counts.error().what != connections_error_) spdlog::warn("{}; connections show as unknown", counts.error().what);
+            connections_error_ = counts.error().what;
+            return;
+        }
+        connections_error_.clear();
+        connections_cache_ = std::move(counts.value());
+        connections_counted_at_ = now_ms;
     }
-    connections_error_.clear();
     for (auto& w : s.workers)
-        if (auto it = counts->find(w.pid); it != counts->end()) w.connections = it->second;
+        if (auto it = connections_cache_.find(w.pid); it != connections_cache_.end()) w.connections = it->second;
 }
 
 std::map<int, int64_t> Supervisor::connections_at_drain(const std::vector<Action>& actions) const {
