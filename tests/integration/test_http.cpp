@@ -302,6 +302,7 @@ TEST_CASE("http: slowloris, oversized heads and 10 000 connections change nothin
     CHECK_GE(flood.size(), 10000u);
     auto during = f.ctl({"status"}, 10.0);
     CHECK_EQ(during.code, 0);
+    CHECK(sv.wait_log("http: clients at the cap \\(128\\)"));  // the flood went past the cap
     for (int fd : flood) ::close(fd);
     // Afterwards: the endpoint answers again (the flood's clients are gone or timed out).
     CHECK(wait_until([&] {
