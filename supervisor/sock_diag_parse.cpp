@@ -28,7 +28,8 @@ DiagChunk parse_inet_diag(std::span<const std::byte> datagram, std::vector<DiagS
         if (h.nlmsg_type == NLMSG_ERROR) {
             nlmsgerr e{};
             if (body_len >= sizeof e) std::memcpy(&e, body, sizeof e);
-            *err = e.error < 0 ? -e.error : EPROTO;
+            // An errno, negated; anything else (0, INT_MIN: -INT_MIN overflows) is a broken reply.
+            *err = e.error < 0 && e.error > -4096 ? -e.error : EPROTO;
             return DiagChunk::Error;
         }
         if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {

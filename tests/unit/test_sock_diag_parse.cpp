@@ -84,6 +84,14 @@ TEST_CASE("errors and malformed datagrams") {
     append_msg(&e, NLMSG_ERROR, &ne, sizeof ne);
     CHECK_EQ(parse_inet_diag(e, &out, &err), DiagChunk::Error);
     CHECK_EQ(err, EPERM);
+    SUBCASE("an error field that is no errno (INT_MIN would overflow when negated)") {
+        std::vector<std::byte> d;
+        nlmsgerr bad{};
+        bad.error = INT32_MIN;
+        append_msg(&d, NLMSG_ERROR, &bad, sizeof bad);
+        CHECK_EQ(parse_inet_diag(d, &out, &err), DiagChunk::Error);
+        CHECK_EQ(err, EPROTO);
+    }
     SUBCASE("a length past the datagram") {
         std::vector<std::byte> d;
         append_socket(&d, AF_INET, "127.0.0.1", 1, 1);
