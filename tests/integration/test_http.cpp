@@ -137,10 +137,12 @@ bool python_prometheus() { return system("/usr/bin/python3 -c 'import prometheus
 
 } // namespace
 
-TEST_CASE("ctl check: 0 serving (also after a failed upgrade), 1 starting or stopping, 3 no supervisor") {
+TEST_CASE("ctl check and /readyz: serving (also after a failed upgrade), then stopping; 3 with no supervisor") {
     Serving f;
     REQUIRE(write_script(f.script, by_generation(f.dir, {{1, "--drain-ms 60000 --ignore-term"}, {2, "--exit-code 1"}})));
-    Supervised& sv = f.start({.options = {"--control", f.control_socket(), "--drain-timeout", "20s"}});
+    Supervised& sv = f.start({.options = http_options(f, {"--drain-timeout", "20s"})});
+    int hp = http_port(sv);
+    REQUIRE(hp > 0);
     auto ok = f.ctl({"check"});
     INFO("ctl output:\n", ok.output);
     CHECK_EQ(ok.code, 0);
@@ -159,6 +161,12 @@ TEST_CASE("ctl check: 0 serving (also after a failed upgrade), 1 starting or sto
     INFO("ctl output:\n", stopping.output);
     CHECK_EQ(stopping.code, 1);
     CHECK_EQ(stopping.output, "not serving: stopping\n");
+    // The same verdict over HTTP, for a load balancer: gen 1 is still ready, but we stop.
+    auto r = http_get(hp, "/readyz");
+    REQUIRE(r);
+    CHECK_EQ(r->status, 503);
+    CHECK_EQ(r->body, "not serving: stopping\n");
+    CHECK_EQ(http_get(hp, "/healthz")->status, 200);
     REQUIRE(sv.proc().signal(SIGKILL));
     REQUIRE(sv.proc().wait_exit(3.0));
     auto gone = f.ctl({"check"});
