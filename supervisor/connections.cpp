@@ -4,12 +4,16 @@
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <set>
 #include <string>
@@ -24,8 +28,9 @@ namespace sv {
 
 namespace {
 
-// The local endpoints of our TCP listeners (getsockname of our own copies).
-std::vector<ListenerEndpoint> endpoints_of(const std::vector<Listener>& listeners) {
+// The local endpoints of our TCP listeners (getsockname of our own copies); *unix_paths
+// gets the names of the unix stream ones.
+std::vector<ListenerEndpoint> endpoints_of(const std::vector<Listener>& listeners, std::vector<std::string>* unix_paths) {
     std::vector<ListenerEndpoint> out;
     for (const auto& l : listeners) {
         sockaddr_storage sa{};
@@ -44,14 +49,20 @@ std::vector<ListenerEndpoint> endpoints_of(const std::vector<Listener>& listener
             e.port = ntohs(v6->sin6_port);
             e.any = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr);
         } else {
-            continue;  // unix listeners: not counted (see connections.h)
+            const auto* un = reinterpret_cast<const sockaddr_un*>(&sa);
+            size_t n = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+            std::string name(un->sun_path, std::min(n, sizeof un->sun_path));
+            if (!name.empty() && name[0] != '\0') name.resize(std::strlen(name.c_str()));
+            if (sa.ss_family == AF_UNIX && !name.empty()) unix_paths->push_back(name);
+            continue;
         }
         out.push_back(e);
     }
     return out;
 }
 
-// Dumps the established TCP sockets of `family` into *out. 0 or a negative errno.
+// Dumps the established sockets of `family` (TCP for AF_INET/AF_INET6, stream and
+// seqpacket for AF_UNIX, with names) into *out. 0 or a negative errno.
 int dump_established(int family, std::vector<DiagSocket>* out) {
     UniqueFd fd(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
     if (!fd.valid()) return -errno;
@@ -61,15 +72,26 @@ int dump_established(int family, std::vector<DiagSocket>* out) {
         nlmsghdr h;
         inet_diag_req_v2 r;
     } req{};
+    struct {
+        nlmsghdr h;
+        unix_diag_req r;
+    } ureq{};
     req.h.nlmsg_len = sizeof req;
     req.h.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     req.r.sdiag_family = static_cast<uint8_t>(family);
     req.r.sdiag_protocol = IPPROTO_TCP;
     req.r.idiag_states = 1u << TCP_ESTABLISHED;
+    ureq.h = req.h;
+    ureq.h.nlmsg_len = sizeof ureq;
+    ureq.r.sdiag_family = AF_UNIX;
+    ureq.r.udiag_states = 1u << TCP_ESTABLISHED;
+    ureq.r.udiag_show = UDIAG_SHOW_NAME;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
-    if (::sendto(fd.get(), &req, sizeof req, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
+    const void* msg = family == AF_UNIX ? static_cast<const void*>(&ureq) : static_cast<const void*>(&req);
+    size_t msg_len = family == AF_UNIX ? sizeof ureq : sizeof req;
+    if (::sendto(fd.get(), msg, msg_len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof kernel) < 0) return -errno;
     std::vector<std::byte> buf(64 * 1024);
     for (;;) {
         ssize_t n = ::recv(fd.get(), buf.data(), buf.size(), 0);
@@ -104,9 +126,10 @@ std::set<uint64_t> sockets_held_by(const std::vector<int>& pids) {
 
 Result<std::map<int, int64_t>> count_connections(const std::vector<int>& worker_pids, const std::vector<Listener>& listeners) {
     std::map<int, int64_t> counts;
-    auto endpoints = endpoints_of(listeners);
-    if (endpoints.empty()) return Error{ENOTSUP, "no TCP listener: connections are counted on TCP listeners only"};
+    std::vector<std::string> unix_paths;
+    auto endpoints = endpoints_of(listeners, &unix_paths);
     std::set<int> families;
+    if (!unix_paths.empty()) families.insert(AF_UNIX);
     for (const auto& e : endpoints) families.insert(e.family == AF_INET6 ? AF_INET6 : AF_INET);
     if (families.count(AF_INET6) != 0) families.insert(AF_INET);  // dual-stack peers can show in either dump
     std::set<uint64_t> ours;  // inodes of connections accepted on our listeners
@@ -115,7 +138,7 @@ Result<std::map<int, int64_t>> count_connections(const std::vector<int>& worker_
         if (int rc = dump_established(family, &sockets); rc < 0)
             return Error{-rc, std::string("cannot count connections: sock_diag (NETLINK_SOCK_DIAG) failed: ") + std::strerror(-rc)};
         for (const auto& s : sockets)
-            if (is_listener_connection(s, endpoints)) ours.insert(s.inode);
+            if (is_listener_connection(s, endpoints) || is_unix_listener_connection(s, unix_paths)) ours.insert(s.inode);
     }
     for (int pid : worker_pids) {
         int64_t n = 0;

@@ -13,9 +13,10 @@
 
 namespace sv {
 
-// pid → established connections on the TCP listeners, for each worker pid. Unix-socket
-// listeners are not counted (their connections would need UNIX_DIAG). An Error (sock_diag
-// refused, e.g. by a seccomp filter or a kernel without inet_diag) says why in one line.
+// pid → established connections on the listeners (TCP via inet_diag, unix via unix_diag:
+// an accepted unix socket carries its listener's name), for each worker pid. An Error
+// (sock_diag refused, e.g. by a seccomp filter or a kernel without the diag modules) says
+// why in one line.
 Result<std::map<int, int64_t>> count_connections(const std::vector<int>& worker_pids,
                                                  const std::vector<Listener>& listeners);
 

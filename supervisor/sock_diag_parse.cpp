@@ -3,7 +3,9 @@
 
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -12,6 +14,34 @@
 #include <cstring>
 
 namespace sv {
+
+namespace {
+
+// unix_diag_msg, then rtattrs; UNIX_DIAG_NAME's payload is the sun_path bytes.
+bool parse_unix_msg(const std::byte* body, size_t len, std::vector<DiagSocket>* out) {
+    if (len < sizeof(unix_diag_msg)) return false;
+    unix_diag_msg m;
+    std::memcpy(&m, body, sizeof m);
+    DiagSocket s;
+    s.family = AF_UNIX;
+    s.state = m.udiag_state;
+    s.inode = m.udiag_ino;
+    size_t off = NLMSG_ALIGN(sizeof m);
+    while (off < len && len - off >= sizeof(rtattr)) {
+        rtattr a;
+        std::memcpy(&a, body + off, sizeof a);
+        if (a.rta_len < sizeof a || a.rta_len > len - off) return false;
+        if (a.rta_type == UNIX_DIAG_NAME)
+            s.unix_path.assign(reinterpret_cast<const char*>(body + off + sizeof a), a.rta_len - sizeof a);
+        // A path name is stored with its NUL; an abstract one starts with NUL and is kept whole.
+        if (!s.unix_path.empty() && s.unix_path[0] != '\0') s.unix_path.resize(std::strlen(s.unix_path.c_str()));
+        off += RTA_ALIGN(a.rta_len);
+    }
+    out->push_back(std::move(s));
+    return true;
+}
+
+} // namespace
 
 DiagChunk parse_inet_diag(std::span<const std::byte> datagram, std::vector<DiagSocket>* out, int* err) {
     size_t off = 0;
@@ -32,7 +62,12 @@ DiagChunk parse_inet_diag(std::span<const std::byte> datagram, std::vector<DiagS
             *err = e.error < 0 && e.error > -4096 ? -e.error : EPROTO;
             return DiagChunk::Error;
         }
-        if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+        if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY && body_len >= 1 && static_cast<uint8_t>(body[0]) == AF_UNIX) {
+            if (!parse_unix_msg(body, body_len, out)) {
+                *err = EPROTO;
+                return DiagChunk::Error;
+            }
+        } else if (h.nlmsg_type == SOCK_DIAG_BY_FAMILY) {
             if (body_len < sizeof(inet_diag_msg)) {
                 *err = EPROTO;
                 return DiagChunk::Error;
@@ -71,7 +106,12 @@ bool same_address(const DiagSocket& s, const ListenerEndpoint& l) {
 
 } // namespace
 
+bool is_unix_listener_connection(const DiagSocket& s, const std::vector<std::string>& paths) {
+    return s.family == AF_UNIX && !s.unix_path.empty() && std::find(paths.begin(), paths.end(), s.unix_path) != paths.end();
+}
+
 bool is_listener_connection(const DiagSocket& s, const std::vector<ListenerEndpoint>& listeners) {
+    if (s.family != AF_INET && s.family != AF_INET6) return false;
     return std::any_of(listeners.begin(), listeners.end(), [&](const ListenerEndpoint& l) {
         if (l.port != s.local_port) return false;
         if (l.any) return l.family == AF_INET6 || s.family == AF_INET || v4_mapped(s.local);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace sv {
@@ -16,6 +17,7 @@ struct DiagSocket {
     std::array<uint8_t, 16> local{};   // network order; 4 bytes used for AF_INET
     uint16_t local_port = 0;           // host order
     uint64_t inode = 0;
+    std::string unix_path;             // AF_UNIX: the bound name (UNIX_DIAG_NAME); accepted sockets carry the listener's
 };
 
 // A listener's local endpoint; `any`: bound to the wildcard (0.0.0.0 or ::), so every local
@@ -27,7 +29,8 @@ struct ListenerEndpoint {
     bool any = false;
 };
 
-// One datagram of a dump: its messages' sockets are appended to *out.
+// One datagram of a dump (inet_diag_msg, or unix_diag_msg with its UNIX_DIAG_NAME
+// attribute): its messages' sockets are appended to *out.
 enum class DiagChunk {
     More,   // read the next datagram
     Done,   // NLMSG_DONE: the dump is complete
@@ -38,5 +41,7 @@ DiagChunk parse_inet_diag(std::span<const std::byte> datagram, std::vector<DiagS
 // True when `s` is a connection accepted on one of `listeners` (its local address and port
 // are a listener's; an IPv4 peer of a dual-stack listener shows as ::ffff:a.b.c.d).
 bool is_listener_connection(const DiagSocket& s, const std::vector<ListenerEndpoint>& listeners);
+// The same for a unix stream listener bound to `path`: an accepted socket has its name.
+bool is_unix_listener_connection(const DiagSocket& s, const std::vector<std::string>& paths);
 
 } // namespace sv

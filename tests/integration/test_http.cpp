@@ -356,3 +356,20 @@ TEST_CASE("connections per worker: ctl status (table and JSON), /metrics and the
     REQUIRE(f.ctl({"upgrade"}).code == 0);
     CHECK(sv.wait_log("draining gen=1 pid=" + std::to_string(f.w1) + " signal=SIGTERM timeout=10s connections=5"));
 }
+
+TEST_CASE("connections per worker on a unix listener (unix_diag)") {
+    REQUIRE(have_program(bins().demo_worker));
+    Serving f;
+    std::string path = f.dir.file("app.sock");
+    f.start({.options = {"--control", f.control_socket()}, .command = {bins().demo_worker},
+             .listen = {"-l", "unix:" + path}, .await = Serving::Await::Ready});
+    std::vector<net::Fd> held;
+    for (int i = 0; i < 3; i++) held.push_back(net::connect_unix(path));
+    for (const auto& fd : held) REQUIRE(fd.valid());
+    std::string last;
+    CHECK(wait_until([&] {
+        last = f.ctl({"status", "--json"}).output;
+        return last.find("\"connections\": 3,") != std::string::npos;
+    }, 5.0));
+    INFO("status:\n", last);
+}

@@ -4,7 +4,9 @@
 #include <arpa/inet.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <netinet/tcp.h>
 
 #include <cerrno>
@@ -34,6 +36,20 @@ void append_socket(std::vector<std::byte>* out, int family, const char* local, u
     m.id.idiag_sport = htons(port);
     m.idiag_inode = inode;
     append_msg(out, SOCK_DIAG_BY_FAMILY, &m, sizeof m);
+}
+
+// unix_diag_msg with a UNIX_DIAG_NAME attribute of `name` (NUL included for a path, as the kernel stores it).
+void append_unix(std::vector<std::byte>* out, const std::string& name, uint32_t inode) {
+    unix_diag_msg m{};
+    m.udiag_family = AF_UNIX;
+    m.udiag_state = TCP_ESTABLISHED;
+    m.udiag_ino = inode;
+    std::vector<std::byte> body(sizeof m + RTA_SPACE(name.size()));
+    std::memcpy(body.data(), &m, sizeof m);
+    rtattr a{static_cast<unsigned short>(RTA_LENGTH(name.size())), UNIX_DIAG_NAME};
+    std::memcpy(body.data() + sizeof m, &a, sizeof a);
+    std::memcpy(body.data() + sizeof m + sizeof a, name.data(), name.size());
+    append_msg(out, SOCK_DIAG_BY_FAMILY, body.data(), body.size());
 }
 
 ListenerEndpoint endpoint(int family, const char* addr, uint16_t port, bool any = false) {
@@ -124,5 +140,32 @@ TEST_CASE("matching connections to listeners") {
         CHECK_FALSE(is_listener_connection(socket_at(AF_INET6, "::1", 80), ls));
         CHECK(is_listener_connection(socket_at(AF_INET6, "::1", 443), ls));
         CHECK(is_listener_connection(socket_at(AF_INET, "10.1.2.3", 443), ls));  // dual-stack
+    }
+}
+
+TEST_CASE("unix sockets: names, and matching to unix listeners") {
+    std::vector<std::byte> d;
+    append_unix(&d, std::string("/run/app.sock\0", 14), 7);
+    append_unix(&d, std::string("\0abstract", 9), 8);
+    append_unix(&d, "", 9);  // a client's unnamed socket
+    std::vector<DiagSocket> out;
+    int err = 0;
+    REQUIRE_EQ(parse_inet_diag(d, &out, &err), DiagChunk::More);
+    REQUIRE_EQ(out.size(), 3u);
+    CHECK_EQ(out[0].unix_path, "/run/app.sock");
+    CHECK_EQ(out[0].inode, 7u);
+    CHECK_EQ(out[1].unix_path, std::string("\0abstract", 9));
+    CHECK(out[2].unix_path.empty());
+    std::vector<std::string> paths{"/run/app.sock"};
+    CHECK(is_unix_listener_connection(out[0], paths));
+    CHECK_FALSE(is_unix_listener_connection(out[1], paths));
+    CHECK_FALSE(is_unix_listener_connection(out[2], paths));
+    CHECK_FALSE(is_listener_connection(out[0], {endpoint(AF_INET, "0.0.0.0", 0, true)}));  // never a TCP one
+    SUBCASE("an attribute longer than its message is malformed") {
+        std::vector<std::byte> bad;
+        append_unix(&bad, "/x", 1);
+        auto* len = reinterpret_cast<unsigned short*>(bad.data() + NLMSG_HDRLEN + sizeof(unix_diag_msg));
+        *len = 200;
+        CHECK_EQ(parse_inet_diag(bad, &out, &err), DiagChunk::Error);
     }
 }
