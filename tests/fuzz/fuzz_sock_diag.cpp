@@ -17,6 +17,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<sv::ListenerEndpoint> ls(1);
     ls[0].family = 2;
     ls[0].port = 80;
-    for (const auto& s : out) (void)sv::is_listener_connection(s, ls);
+    const std::vector<std::string> paths{"/run/app.sock"};
+    for (const auto& s : out) {
+        bool tcp = sv::is_listener_connection(s, ls);
+        bool unix_conn = sv::is_unix_listener_connection(s, paths);
+        fuzz::check(!(tcp && unix_conn), "a socket is a TCP or a unix connection, never both");
+    }
     return 0;
 }
