@@ -6,7 +6,7 @@
 # --fast: no ASan/UBSan, -O2 (about ten times the executions; for long campaigns that
 # count executions; the properties are still checked, memory errors are not).
 # Targets: listen_spec parse notify_message control_request status_table cli machine proc_files
-# task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state.
+# task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state http_request sock_diag.
 # Exits 1 if any target crashed: the input is saved as build-fuzz/artifacts/<target>/crash-*;
 # copy it to tests/fuzz/regressions/<target>/ so the normal test run replays it forever.
 # Installs clang and libFuzzer (libclang-rt-14-dev) with apt-get when missing (as root).
@@ -31,7 +31,7 @@ done
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || { echo "fuzz: --seconds must be a positive number" >&2; exit 2; }
 [[ $runs =~ ^-?[0-9]+$ ]] || { echo "fuzz: --runs must be a number" >&2; exit 2; }
 all=(listen_spec parse notify_message control_request status_table cli machine proc_files
-     task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state)
+     task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state http_request sock_diag)
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
   [[ -f tests/fuzz/fuzz_$t.cpp ]] || { echo "fuzz: unknown target '$t' (${all[*]})" >&2; exit 2; }
@@ -87,7 +87,7 @@ crashed=0
 for t in "${targets[@]}"; do
   bin=$out/fuzz_$t
   echo "== fuzz $t: build"
-  "$cxx" "${flags[@]}" -fsanitize=fuzzer "tests/fuzz/fuzz_$t.cpp" "$out/libsv_pure.a" -lfmt -o "$bin"
+  "$cxx" "${flags[@]}" -fsanitize=fuzzer "tests/fuzz/fuzz_$t.cpp" "$out/libsv_pure.a" -lfmt -lhttp_parser -o "$bin"
   # The working corpus grows across runs under build-fuzz/; the committed seeds and every
   # past crash are read too (libFuzzer writes new inputs to the first directory only).
   mkdir -p "$out/corpus/$t" "$out/artifacts/$t"

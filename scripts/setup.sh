@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 for_tests=0
 [[ ${1:-} == --for-tests ]] && for_tests=1 && shift
 
-packages=(meson ninja-build g++ pkg-config libuv1-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev
+packages=(meson ninja-build g++ pkg-config libuv1-dev libspdlog-dev libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev libhttp-parser-dev
           wrk curl python3 nodejs util-linux procps)
 if ((for_tests)); then
   # A real systemd in a container, the pre-check and sd_notify clients of the hardening tests.
-  packages+=(systemd systemd-container iproute2 bc haproxy ruby ruby-sd-notify)
+  packages+=(systemd systemd-container iproute2 bc haproxy ruby ruby-sd-notify python3-prometheus-client)
   # The third-party servers the real-servers suite upgrades (tests/real_servers/packages.txt).
   while read -r p; do
     [[ -n $p && $p != \#* ]] && packages+=("$p")

@@ -1,6 +1,8 @@
 // Command line parsing with CLI11 (the options: cli_options.cpp), validated into a Config.
 #include "supervisor/cli.h"
 
+#include <arpa/inet.h>
+
 #include "supervisor/cli_options.h"
 #include "supervisor/env_file.h"
 #include "supervisor_version.h"
@@ -126,6 +128,19 @@ std::optional<CliExit> apply_signals(const RawOptions& raw, Config& cfg) {
     return std::nullopt;
 }
 
+// --http: an address with an explicit host (a bare port would silently listen everywhere).
+std::optional<CliExit> apply_http(const Config& cfg) {
+    if (cfg.http.empty()) return std::nullopt;
+    auto spec = parse_listen_spec(cfg.http);
+    in6_addr addr{};
+    bool literal = spec && (::inet_pton(AF_INET, spec->host.c_str(), &addr) == 1 ||
+                            ::inet_pton(AF_INET6, spec->host.c_str(), &addr) == 1);
+    if (!spec || !spec->name.empty() || (spec->kind == ListenSpec::Kind::Tcp && !literal))
+        return usage_error("invalid --http '" + cfg.http + "': expected HOST:PORT with a literal address "
+                           "(127.0.0.1:9180, [::1]:9180, 0.0.0.0:9180) or unix:PATH");
+    return std::nullopt;
+}
+
 // Raw strings → Config fields. The order of the checks decides which error a command line
 // with several bad inputs gets.
 std::optional<CliExit> apply_options(const RawOptions& raw, std::vector<std::string> command, Config& cfg) {
@@ -136,6 +151,7 @@ std::optional<CliExit> apply_options(const RawOptions& raw, std::vector<std::str
     if (auto e = apply_env(cfg)) return e;
     if (auto e = apply_service_durations(raw, cfg)) return e;
     if (auto e = apply_compat_and_socket_mode(raw, cfg)) return e;
+    if (auto e = apply_http(cfg)) return e;
     return apply_signals(raw, cfg);
 }
 

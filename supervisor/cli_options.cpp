@@ -24,7 +24,7 @@ Exit codes:
   126  the command is not executable
   127  the command was not found
 
-Control: supervisor ctl [--control PATH] status [--json] | upgrade [--timeout DUR] | stop
+Control: supervisor ctl [--control PATH] status [--json] | check | upgrade [--timeout DUR] | stop
 
 Workers get fds 3.. (the listeners), LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
 NOTIFY_SOCKET and SUPERVISOR_GENERATION; see protocol/PROTOCOL.md.)";
@@ -104,6 +104,16 @@ void add_worker_process_options(CLI::App& app, RawOptions& raw, Config& cfg) {
     app.add_option("--pre-check-timeout", raw.pre_check_timeout, "give the pre-check this long (default 60s)")->type_name("DUR");
 }
 
+// Health and metrics for load balancers, orchestrators and Prometheus (README "Health and metrics").
+void add_observability_options(CLI::App& app, Config& cfg) {
+    app.add_option("--http", cfg.http,
+                   "serve GET /healthz, /readyz, /metrics, /status on HOST:PORT, [V6]:PORT or unix:PATH (default: off)")
+        ->type_name("ADDR");
+    app.add_option("--metrics-file", cfg.metrics_file,
+                   "keep Prometheus metrics here (node_exporter textfile), rewritten atomically on change")
+        ->type_name("PATH");
+}
+
 void add_control_options(CLI::App& app, RawOptions& raw, Config& cfg) {
     app.add_option("--control-max-clients", cfg.control_max_clients,
                    "control connections held at once; more get an error line and are closed (default 64)")
@@ -154,6 +164,7 @@ void register_options(CLI::App& app, RawOptions& raw, Config& cfg) {
     add_readiness_options(app, raw);
     add_drain_options(app, raw);
     add_state_file_options(app, cfg);
+    add_observability_options(app, cfg);
     add_inheritance_options(app, raw, cfg);
     add_worker_process_options(app, raw, cfg);
     add_control_options(app, raw, cfg);

@@ -79,6 +79,8 @@ struct Config {
     ContainmentMode containment = ContainmentMode::Auto;  // --cgroup auto|off
     Millis stop_delay{0};  // --stop-delay: at a stop, serve this long reported not ready, then drain
     Millis probation{0};   // --probation: a ready new generation serves beside the old one this long first
+    std::string http;                  // --http ADDR: health and metrics endpoint ("": off)
+    std::string metrics_file;          // --metrics-file: Prometheus text, rewritten atomically on change
 };
 
 // Signals a terminal or a stray kill sends that would end us by default (USR1, USR2) or that

@@ -65,6 +65,7 @@ json status_json(const StatusSnapshot& s) {
         json jw{{"gen", w.gen}, {"slot", w.slot}, {"pid", w.pid}, {"state", w.state}, {"started_unix_ms", w.started_unix_ms},
                 {"status", w.status}};
         jw["ready_after_ms"] = w.ready_after_ms >= 0 ? json(w.ready_after_ms) : json(nullptr);
+        jw["connections"] = w.connections >= 0 ? json(w.connections) : json(nullptr);
         workers.push_back(std::move(jw));
     }
     json listeners = json::array();
@@ -173,13 +174,16 @@ std::string format_status_table(const json& st, int64_t now) {
                            flag(u, "ok") ? "succeeded" : "FAILED", format_age(age(num(u, "at_unix_ms"))),
                            flag(u, "ok") ? "" : ": " + str(u, "reason"));
     }
-    out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {}\n", "GEN", "SLOT", "PID", "STATE", "AGE", "READY", "STATUS");
+    out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {:<6} {}\n", "GEN", "SLOT", "PID", "STATE", "AGE", "READY", "CONNS",
+                       "STATUS");
     if (auto it = st.find("workers"); it != st.end() && it->is_array()) {
         for (const auto& w : *it) {
             auto ready = w.find("ready_after_ms");
             std::string ready_s = ready != w.end() && ready->is_number_integer() ? format_age(num(w, "ready_after_ms")) : "-";
-            out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {}\n", num(w, "gen"), num(w, "slot"), num(w, "pid"), str(w, "state"),
-                               format_age(age(num(w, "started_unix_ms"))), ready_s, str(w, "status"));
+            auto conns = w.find("connections");
+            std::string conns_s = conns != w.end() && conns->is_number_integer() ? std::to_string(num(w, "connections")) : "-";
+            out += fmt::format("{:<5} {:<5} {:<8} {:<9} {:<8} {:<7} {:<6} {}\n", num(w, "gen"), num(w, "slot"), num(w, "pid"),
+                               str(w, "state"), format_age(age(num(w, "started_unix_ms"))), ready_s, conns_s, str(w, "status"));
         }
     }
     return out;

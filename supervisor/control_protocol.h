@@ -40,6 +40,7 @@ struct WorkerStatus {
     int64_t started_unix_ms = 0;
     int64_t ready_after_ms = -1;  // -1: not ready (yet)
     std::string status;           // last STATUS=
+    int64_t connections = -1;     // established connections it holds on the listeners; -1: unknown
 };
 
 struct UpgradeResult {

@@ -17,6 +17,7 @@
 
 #include "supervisor/control_protocol.h"
 #include "supervisor/ctl_progress.h"
+#include "supervisor/health.h"
 #include "supervisor/parse.h"
 #include "supervisor/unique_fd.h"
 
@@ -26,6 +27,9 @@ namespace {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
+
+// A health check answers quickly or not at all: a wedged supervisor is not serving.
+constexpr Millis kCheckTimeout{10'000};
 
 int fail(int code, const std::string& what) {
     std::fprintf(stderr, "supervisor ctl: %s\n", what.c_str());
@@ -159,7 +163,7 @@ int request(Connection& c, const json& req, Clock::time_point deadline, json* re
     return kCtlOk;
 }
 
-enum class Subcommand { Status, Upgrade, Stop, Reexec };
+enum class Subcommand { Status, Check, Upgrade, Stop, Reexec };
 
 // What the command line asks for, once parsed and checked.
 struct CtlRequest {
@@ -178,12 +182,15 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
     CLI::App app{"supervisor ctl: control a running supervisor through its control socket", "supervisor ctl"};
     app.footer("Exit codes: 0 done, 1 failed (upgrade rolled back, refused, an error reply, no answer in time,\n"
                "or the connection was closed without an answer), 2 usage, 3 nothing listens at the control\n"
-               "socket (missing or stale: ENOENT, ECONNREFUSED).");
+               "socket (missing or stale: ENOENT, ECONNREFUSED).\n"
+               "ctl check: 0 serving, 1 not serving (starting, stopping, no ready worker) or no answer, 3 no supervisor.");
     std::string timeout_text, interval_text;
     app.add_option("--control", out->control, "control socket (default: $RUNTIME_DIRECTORY/supervisor.sock)")->type_name("PATH");
     app.require_subcommand(1);
     auto* status = app.add_subcommand("status", "show generations, workers and the last upgrade");
     status->add_flag("--json", out->as_json, "print the status document as JSON");
+    auto* check = app.add_subcommand("check", "health check: exit 0 when serving, 1 when not, 3 when no supervisor; one line");
+    check->add_option("--timeout", timeout_text, "give up waiting for the answer after (default 10s)")->type_name("DUR");
     auto* upgrade = app.add_subcommand("upgrade", "upgrade and wait: exit 0 when the new generation serves, 1 if rolled back");
     upgrade->add_option("--timeout", timeout_text, "give up waiting after (default 5m)")->type_name("DUR");
     upgrade->add_flag("--json", out->as_json, "print each progress event and then the verdict as one JSON object per line");
@@ -205,9 +212,11 @@ int parse_ctl_args(const std::vector<std::string>& args, CtlRequest* out) {
         return fail(kCtlUsage, std::string(e.what()) + " (see supervisor ctl --help)");
     }
     out->sub = status->parsed()    ? Subcommand::Status
+               : check->parsed()   ? Subcommand::Check
                : upgrade->parsed() ? Subcommand::Upgrade
                : reexec->parsed()  ? Subcommand::Reexec
                                    : Subcommand::Stop;
+    if (out->sub == Subcommand::Check) out->timeout = kCheckTimeout;
     if (!out->binary.empty() && out->binary[0] != '/') {
         char cwd[4096];
         if (::getcwd(cwd, sizeof cwd) == nullptr) return fail(kCtlUsage, "--binary " + out->binary + ": cannot resolve a relative path");
@@ -240,6 +249,16 @@ int ctl_status(Connection& conn, Clock::time_point deadline, bool as_json) {
     if (as_json) std::printf("%s\n", st.dump(2, ' ', false, json::error_handler_t::replace).c_str());
     else std::fputs(format_status_table(st, unix_ms()).c_str(), stdout);
     return kCtlOk;
+}
+
+// `ctl check`: one line on stdout, 0 when serving, 1 when not (health.h decides).
+int ctl_check(Connection& conn, Clock::time_point deadline) {
+    json reply;
+    if (int rc = request(conn, json{{"cmd", "status"}}, deadline, &reply); rc != kCtlOk) return rc;
+    if (!get_bool(reply, "ok")) return fail(kCtlFailed, get_str(reply, "error", "refused"));
+    Health h = health_of(reply.contains("status") ? reply["status"] : json::object());
+    std::printf("%s%s\n", h.serving ? "" : "not serving: ", h.reason.c_str());
+    return h.serving ? kCtlOk : kCtlFailed;
 }
 
 // `ctl status --watch`: the status again every interval (the table redrawn in place on a
@@ -314,6 +333,7 @@ int run_ctl(const std::vector<std::string>& args) {
     Connection conn(std::move(fd));
     switch (req.sub) {
     case Subcommand::Status: return req.watch ? ctl_watch(conn, req) : ctl_status(conn, deadline, req.as_json);
+    case Subcommand::Check: return ctl_check(conn, deadline);
     case Subcommand::Upgrade: return ctl_upgrade(conn, deadline, req.as_json);
     case Subcommand::Stop: return ctl_stop(conn, deadline, req.timeout);
     case Subcommand::Reexec: return ctl_reexec(conn, req);

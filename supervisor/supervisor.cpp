@@ -69,6 +69,7 @@ Supervisor::~Supervisor() {
     pre_check_.reset();
     outputs_.clear();
     control_.reset();
+    http_.reset();
     signals_.clear();
     notify_poll_.close();
     probe_timer_.close();
@@ -108,6 +109,7 @@ Result<Ok> Supervisor::setup() {
     if (int rc = uv_poll_start(p, UV_READABLE, on_notify_readable); rc < 0)
         return Error{-rc, std::string("cannot watch the notify socket: ") + uv_strerror(rc)};
     if (auto r = open_control(); !r) return r;
+    if (auto r = setup_http(); !r) return r.error();
     return start_watchdog();
 }
 
@@ -299,6 +301,7 @@ void Supervisor::dispatch(Event e) {
     update_probe();
     report_drift();
     write_status_file();
+    write_metrics_file();
     send_status_if_changed();
 }
 
@@ -308,13 +311,20 @@ void Supervisor::step(const Event& e) {
     auto actions = machine_.handle(e, now());
     if (auto broken = machine_.check_invariants(); !broken.empty()) report_broken_invariant(broken, e);
     send_progress(e);  // before the actions: a verdict among them is the last line its client reads
-    for (const auto& a : actions) execute(a);
+    counters_.observe(e);
+    auto drains = connections_at_drain(actions);
+    for (auto& a : actions) {
+        counters_.observe(a, now());
+        if (auto* log = std::get_if<Log>(&a); log != nullptr && !drains.empty()) annotate_drain(*log, drains);
+        execute(a);
+    }
 }
 
 // A broken invariant is a bug of ours, not a reason to close the listeners on every client:
 // the socket holder says what broke, with the machine's state, and carries on.
 void Supervisor::report_broken_invariant(const std::string& what, const Event& e) {
     broken_invariants_++;
+    counters_.invariant_broken();
     spdlog::error("invariant broken: {} (after event #{}; {}); still serving: the listeners stay open. "
                   "Please report this line with the log around it",
                   what, e.index(), machine_.describe());
@@ -400,6 +410,7 @@ void Supervisor::shutdown(int code) {
     // Closed, not destroyed: this may run inside the control server's own request handler
     // (`ctl stop` with nothing left to drain); the destructor frees it.
     if (control_) control_->close();  // `ctl stop` callers see the connection close as we exit
+    if (http_) http_->close();
     signals_.clear();
     notify_poll_.close();
     probe_timer_.close();  // a repeating timer would keep the loop (and us) alive

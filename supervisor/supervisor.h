@@ -17,8 +17,10 @@
 #include "supervisor/containment.h"
 #include "supervisor/control_socket.h"
 #include "supervisor/fd_reserve.h"
+#include "supervisor/http_server.h"
 #include "supervisor/listener_drift.h"
 #include "supervisor/listeners.h"
+#include "supervisor/metrics.h"
 #include "supervisor/notify_socket.h"
 #include "supervisor/pre_check.h"
 #include "supervisor/readiness_probe.h"
@@ -120,6 +122,18 @@ private:
     StatusSnapshot snapshot() const;
     void write_status_file();
 
+    // --http and --metrics-file (supervisor_http.cpp).
+    Result<Ok> setup_http();
+    HttpResponse on_http(HttpRoute route) const;
+    std::string metrics_text() const;
+    // Fills in each worker's connections (connections.h): on demand, never on a timer.
+    void add_connections(StatusSnapshot& s) const;
+    // pid → connections of the workers these actions send the drain signal to (counted once,
+    // before it is sent), and the machine's `draining gen=… pid=…` line with its count.
+    std::map<int, int64_t> connections_at_drain(const std::vector<Action>& actions) const;
+    static void annotate_drain(Log& log, const std::map<int, int64_t>& counts);
+    void write_metrics_file();
+
     // systemd (supervisor_systemd.cpp): watchdog pings and STATUS= between the machine's own.
     Result<Ok> start_watchdog();
     static void on_watchdog(uv_timer_t* h) noexcept;
@@ -152,6 +166,14 @@ private:
     uint64_t broken_invariants_ = 0;
 
     std::unique_ptr<ControlServer> control_;
+    std::unique_ptr<HttpServer> http_;
+    MetricsCounters counters_;
+    std::string metrics_written_;  // --metrics-file text as of its last write
+    mutable std::string connections_error_;  // the last failure to count connections, logged once
+    // The last counts and when (uv_now): a flood of /status or /metrics requests costs one
+    // count (a sock_diag dump and a /proc scan, ~30 ms on a busy host) per second at most.
+    mutable std::map<int, int64_t> connections_cache_;
+    mutable uint64_t connections_counted_at_ = 0;
     std::unique_ptr<PreCheck> pre_check_;
     std::vector<std::unique_ptr<WorkerOutput>> outputs_;  // --log-workers, kept until EOF
     ProgressTracker progress_;

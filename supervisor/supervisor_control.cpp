@@ -15,9 +15,12 @@ namespace sv {
 
 void Supervisor::on_control(uint64_t client, const ControlRequest& req) {
     switch (req.cmd) {
-    case ControlRequest::Cmd::Status:
-        control_->reply(client, control_reply({{"status", status_json(snapshot())}}));
+    case ControlRequest::Cmd::Status: {
+        StatusSnapshot s = snapshot();
+        add_connections(s);
+        control_->reply(client, control_reply({{"status", status_json(s)}}));
         return;
+    }
     case ControlRequest::Cmd::Upgrade:
         spdlog::info("ctl: upgrade requested");
         if (req.progress) progress_clients_.insert(client);

@@ -162,3 +162,18 @@ TEST_CASE("--stop-delay and --probation: durations, 0 by default, bad ones named
     expect_usage_error({"-l", "1", "--stop-delay", "a while", "--", "srv"}, "invalid --stop-delay 'a while'");
     expect_usage_error({"-l", "1", "--probation", "-1s", "--", "srv"}, "--probation '-1s'");
 }
+
+TEST_CASE("--http and --metrics-file") {
+    expect_usage_error({"-l", "1", "--http", "9180", "--", "srv"}, "--http '9180'");
+    expect_usage_error({"-l", "1", "--http", "localhost:9180", "--", "srv"}, "literal address");
+    expect_usage_error({"-l", "1", "--http", "127.0.0.1:70000", "--", "srv"}, "--http '127.0.0.1:70000'");
+    expect_usage_error({"-l", "1", "--http", "x=127.0.0.1:1", "--", "srv"}, "--http 'x=127.0.0.1:1'");
+    for (const char* ok : {"127.0.0.1:9180", "[::1]:0", "0.0.0.0:9180", "unix:/run/app/health.sock"}) {
+        auto out = parse({"-l", "1", "--http", ok, "--metrics-file", "/tmp/m.prom", "--", "srv"});
+        INFO(ok);
+        auto* c = std::get_if<Config>(&out);
+        REQUIRE(c != nullptr);
+        CHECK_EQ(c->http, ok);
+        CHECK_EQ(c->metrics_file, "/tmp/m.prom");
+    }
+}
