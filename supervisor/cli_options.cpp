@@ -136,6 +136,15 @@ void add_logging_and_containment_options(CLI::App& app, RawOptions& raw, Config&
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
 }
 
+// --adopt-bind: servers that bind their own port take the supervisor's listener (docs/ADOPT.md).
+void add_adopt_options(CLI::App& app, RawOptions& raw) {
+    app.add_flag("--adopt-bind{all}", raw.adopt_bind,
+                 "for servers that bind their own port: a preload turns their bind() of a --listen address into "
+                 "the inherited listener ('all': in every program they run, default; 'worker-only': the worker's "
+                 "own process). Listeners become non-blocking, each worker sees its own O_NONBLOCK")
+        ->type_name("all|worker-only");
+}
+
 } // namespace
 
 void register_options(CLI::App& app, RawOptions& raw, Config& cfg) {
@@ -151,6 +160,7 @@ void register_options(CLI::App& app, RawOptions& raw, Config& cfg) {
     add_worker_channel_options(app, raw);
     add_workers_options(app, raw, cfg);
     add_logging_and_containment_options(app, raw, cfg);
+    add_adopt_options(app, raw);
     app.add_option("command", raw.positional, "the worker command and its arguments, after --: supervisor [OPTIONS] -- COMMAND [ARGS...]")
         ->expected(0, -1);
 }

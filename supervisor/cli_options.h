@@ -25,6 +25,7 @@ struct RawOptions {
     std::vector<std::string> forward_signals;
     std::string upgrade_mode = "all";
     std::string cgroup = "auto";
+    std::string adopt_bind;  // "" (off), "all" or "worker-only"
 };
 
 // Declares every option on app, in --help order, bound to raw and cfg (which must outlive

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "supervisor/address.h"
+#include "supervisor/adopt_env.h"
 #include "supervisor/parse.h"
 
 namespace sv {
@@ -77,6 +78,8 @@ struct Config {
     size_t control_max_clients = kDefaultControlMaxClients;  // --control-max-clients
     Millis control_idle_timeout = kDefaultControlIdleTimeout; // --control-idle-timeout
     ContainmentMode containment = ContainmentMode::Auto;  // --cgroup auto|off
+    AdoptBind adopt_bind = AdoptBind::Off;  // --adopt-bind[=all|worker-only] (docs/ADOPT.md)
+    std::string adopt_library;              // with --adopt-bind: the preload, found by main
 };
 
 // Signals a terminal or a stray kill sends that would end us by default (USR1, USR2) or that
