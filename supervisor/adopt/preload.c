@@ -33,7 +33,7 @@
 #define EXPORT __attribute__((visibility("default")))
 
 enum { kTableSize = 65536 };
-enum view { kUntracked = 0, kBlocking = 1, kNonblocking = 2 };
+enum view { kUntracked = 0, kBlocking = 1, kNonblocking = 2, kViewMask = 3, kShutBit = 4 };
 
 static struct adopt_env g_env;
 static int g_active;                      /* SUPERVISOR_ADOPT parsed */
@@ -46,6 +46,7 @@ typedef int (*accept4_fn)(int, struct sockaddr*, socklen_t*, int);
 typedef int (*fcntl_fn)(int, int, ...);
 typedef int (*ioctl_fn)(int, unsigned long, ...);
 typedef int (*close_fn)(int);
+typedef int (*shutdown_fn)(int, int);
 typedef int (*dup_fn)(int);
 typedef int (*dup2_fn)(int, int);
 typedef int (*dup3_fn)(int, int, int);
@@ -57,6 +58,7 @@ static accept4_fn real_accept4;
 static fcntl_fn real_fcntl, real_fcntl64;
 static ioctl_fn real_ioctl;
 static close_fn real_close;
+static shutdown_fn real_shutdown;
 static dup_fn real_dup;
 static dup2_fn real_dup2;
 static dup3_fn real_dup3;
@@ -70,6 +72,9 @@ static void* resolve(void** slot, const char* name) {
 #define REAL(name) ((name##_fn)resolve((void**)&real_##name, #name))
 
 static int tracked(int fd) { return fd >= 0 && fd < kTableSize && g_view[fd] != kUntracked; }
+
+/* The fd's view, kBlocking or kNonblocking (tracked fds only). */
+static int view_of(int fd) { return g_view[fd] & kViewMask; }
 
 static void set_view(int fd, int view) {
     if (fd >= 0 && fd < kTableSize) g_view[fd] = (unsigned char)view;
@@ -118,7 +123,7 @@ static void drop_from_preload(void) {
 
 __attribute__((constructor)) static void adopt_init(void) {
     REAL(bind), REAL(listen), REAL(accept), REAL(accept4), REAL(fcntl), REAL(ioctl);
-    REAL(close), REAL(dup), REAL(dup2), REAL(dup3);
+    REAL(close), REAL(shutdown), REAL(dup), REAL(dup2), REAL(dup3);
     real_fcntl64 = (fcntl_fn)dlsym(RTLD_NEXT, "fcntl64");
     const char* text = getenv("SUPERVISOR_ADOPT");
     if (text == NULL) return;
@@ -230,14 +235,34 @@ static int blocking_accept(int fd, struct sockaddr* addr, socklen_t* len, int fl
     }
 }
 
+/* After shutdown() of its copy, a process sees what a shut-down listener gives. */
+static int shut(int fd) {
+    if (!(g_view[fd] & kShutBit)) return 0;
+    errno = EINVAL;
+    return 1;
+}
+
 EXPORT int accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
-    if (tracked(fd) && g_view[fd] == kBlocking) return blocking_accept(fd, addr, len, flags);
+    if (tracked(fd) && shut(fd)) return -1;
+    if (tracked(fd) && view_of(fd) == kBlocking) return blocking_accept(fd, addr, len, flags);
     return REAL(accept4)(fd, addr, len, flags);
 }
 
 EXPORT int accept(int fd, struct sockaddr* addr, socklen_t* len) {
-    if (tracked(fd) && g_view[fd] == kBlocking) return blocking_accept(fd, addr, len, 0);
+    if (tracked(fd) && shut(fd)) return -1;
+    if (tracked(fd) && view_of(fd) == kBlocking) return blocking_accept(fd, addr, len, 0);
     return REAL(accept)(fd, addr, len);
+}
+
+/* shutdown(2) of a listening socket stops it listening, for every process that holds it:
+ * the supervisor and every generation (servers call it when they stop, e.g. WEBrick).
+ * On a listener fd it only marks this process's copy as shut. */
+EXPORT int shutdown(int fd, int how) {
+    if (tracked(fd)) {
+        g_view[fd] |= kShutBit;
+        return 0;
+    }
+    return REAL(shutdown)(fd, how);
 }
 
 /* F_GETFL/F_SETFL on a tracked fd: O_NONBLOCK is the fd's view, never the shared flag. */
@@ -245,12 +270,12 @@ static int fcntl_tracked(fcntl_fn real, int fd, int cmd, long arg) {
     if (cmd == F_GETFL) {
         int fl = real(fd, F_GETFL);
         if (fl < 0) return fl;
-        return (fl & ~O_NONBLOCK) | (g_view[fd] == kNonblocking ? O_NONBLOCK : 0);
+        return (fl & ~O_NONBLOCK) | (view_of(fd) == kNonblocking ? O_NONBLOCK : 0);
     }
     int fl = real(fd, F_GETFL);
     if (fl < 0) return fl;
     int r = real(fd, F_SETFL, (int)((arg & ~(long)O_NONBLOCK) | (fl & O_NONBLOCK)));
-    if (r == 0) set_view(fd, (arg & O_NONBLOCK) ? kNonblocking : kBlocking);
+    if (r == 0) set_view(fd, (g_view[fd] & kShutBit) | ((arg & O_NONBLOCK) ? kNonblocking : kBlocking));
     return r;
 }
 
@@ -289,7 +314,7 @@ EXPORT int ioctl(int fd, unsigned long request, ...) {
     va_end(ap);
     if (request == FIONBIO) track_if_ours(fd);
     if (request == FIONBIO && tracked(fd) && arg != NULL) {
-        set_view(fd, *(const int*)arg ? kNonblocking : kBlocking);
+        set_view(fd, (g_view[fd] & kShutBit) | (*(const int*)arg ? kNonblocking : kBlocking));
         return 0;
     }
     return REAL(ioctl)(fd, request, arg);
