@@ -138,10 +138,12 @@ void add_logging_and_containment_options(CLI::App& app, RawOptions& raw, Config&
 
 // --adopt-bind: servers that bind their own port take the supervisor's listener (docs/ADOPT.md).
 void add_adopt_options(CLI::App& app, RawOptions& raw) {
-    app.add_flag("--adopt-bind{all}", raw.adopt_bind,
+    app.add_option("--adopt-bind", raw.adopt_bind,
                  "for servers that bind their own port: a preload turns their bind() of a --listen address into "
                  "the inherited listener ('all': in every program they run, default; 'worker-only': the worker's "
-                 "own process). Listeners become non-blocking, each worker sees its own O_NONBLOCK")
+                 "own process). Listeners become non-blocking, each worker sees its own O_NONBLOCK (docs/ADOPT.md)")
+        ->expected(0, 1)
+        ->default_str("all")
         ->type_name("all|worker-only");
 }
 
