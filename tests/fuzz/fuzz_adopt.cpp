@@ -75,7 +75,7 @@ void check_preload(const std::string& text) {
     std::string o = out;
     fuzz::check(o.size() <= list.size(), "removing never grows the list");
     size_t start = 0;
-    while (start <= o.size()) {
+    while (!o.empty() && start <= o.size()) {
         size_t colon = o.find(':', start);
         std::string entry = o.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
         fuzz::check(entry != path && !entry.empty(), "the path is gone and no entry is empty");
