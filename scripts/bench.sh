@@ -5,6 +5,11 @@
 #                    [--contenders LIST] [--modes LIST] [--startup-delays LIST]
 #                    [--upgrades N | --no-soak] [--nice N] [--out DIR] [--png-dir DIR]
 #   scripts/bench.sh --readiness [--duration S]
+#   scripts/bench.sh --adopt [--duration S] [--upgrades N]
+#
+# --adopt: only the --adopt-bind benchmark (scripts/bench/adopt.py): the same server run
+# with --adopt-bind (it binds its port itself) and with LISTEN_FDS (it takes fd 3), in the
+# same run: throughput ratio (median of runs) and upgrade handover time. Output: DIR/adopt.md.
 #
 # --readiness: only the readiness benchmark (scripts/bench/readiness.py): a server that
 # boots for 1.5 s and sends nothing, upgraded every 3 s under wrk, with --ready delay,
@@ -26,13 +31,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=20 slice=2 interval=1 timeline=10 upgrades=1000 soak=1 quick=0 readiness=0
+duration=20 slice=2 interval=1 timeline=10 upgrades=1000 soak=1 quick=0 readiness=0 adopt=0
 contenders=sv-notify,sv-delay,naive,starter modes=keepalive,close delays=0,500
 out=.bench png_dir= nice=0
 while (($#)); do
   case $1 in
     --quick) quick=1; duration=4; slice=2; timeline=3; shift ;;
     --readiness) readiness=1; shift ;;
+    --adopt) adopt=1; shift ;;
     --duration) duration=$2; shift 2 ;;
     --slice) slice=$2; shift 2 ;;
     --interval) interval=$2; shift 2 ;;
@@ -45,7 +51,7 @@ while (($#)); do
     --out) out=$2; shift 2 ;;
     --png-dir) png_dir=$2; shift 2 ;;
     --nice) nice=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -68,6 +74,15 @@ if ((readiness)); then
   cp build/tests/slow_acceptor "$out/bin/"
   exec python3 -u scripts/bench/readiness.py --duration "$duration" --out "$out" --supervisor "$out/bin/supervisor" \
     --demo-worker "$out/bin/demo_worker" --slow-acceptor "$out/bin/slow_acceptor"
+fi
+if ((adopt)); then
+  ninja -C build libsupervisor-adopt.so tests/adopt_server >>"$out/ninja.log" 2>&1 || { cat "$out/ninja.log" >&2; exit 1; }
+  # The preload is found next to the binary: copy them together.
+  cp build/libsupervisor-adopt.so build/tests/adopt_server "$out/bin/"
+  ((upgrades == 1000)) && upgrades=10   # defaults for this benchmark: 10 upgrades, 5 s runs
+  ((duration == 20)) && duration=5
+  exec python3 -u scripts/bench/adopt.py --duration "$duration" --runs "$(( quick ? 3 : 7 ))" \
+    --upgrades "$upgrades" --out "$out" --supervisor "$out/bin/supervisor" --server "$out/bin/adopt_server"
 fi
 g++ -O2 -std=c++20 -Wall -Wextra -o "$out/bin/loadclient" scripts/bench/loadclient.cpp
 

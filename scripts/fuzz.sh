@@ -6,7 +6,7 @@
 # --fast: no ASan/UBSan, -O2 (about ten times the executions; for long campaigns that
 # count executions; the properties are still checked, memory errors are not).
 # Targets: listen_spec parse notify_message control_request status_table cli machine proc_files
-# task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state http_request sock_diag.
+# task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state http_request sock_diag adopt.
 # Exits 1 if any target crashed: the input is saved as build-fuzz/artifacts/<target>/crash-*;
 # copy it to tests/fuzz/regressions/<target>/ so the normal test run replays it forever.
 # Installs clang and libFuzzer (libclang-rt-14-dev) with apt-get when missing (as root).
@@ -31,7 +31,7 @@ done
 [[ $seconds =~ ^[0-9]+$ ]] && ((seconds > 0)) || { echo "fuzz: --seconds must be a positive number" >&2; exit 2; }
 [[ $runs =~ ^-?[0-9]+$ ]] || { echo "fuzz: --runs must be a number" >&2; exit 2; }
 all=(listen_spec parse notify_message control_request status_table cli machine proc_files
-     task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state http_request sock_diag)
+     task_syscall epoll_fdinfo socket_link pollfds fd_set proc_stat resume_state http_request sock_diag adopt)
 ((${#targets[@]})) || targets=("${all[@]}")
 for t in "${targets[@]}"; do
   [[ -f tests/fuzz/fuzz_$t.cpp ]] || { echo "fuzz: unknown target '$t' (${all[*]})" >&2; exit 2; }
@@ -76,6 +76,16 @@ for src in "${sources[@]}"; do
   o=$out/obj/$(basename "$src" .cpp).o
   if [[ ! -f $o || $src -nt $o || -n $(find supervisor -name '*.h' -newer "$o" -print -quit) ]]; then
     "$cxx" "${flags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o"
+  fi
+  objs+=("$o")
+done
+# The --adopt-bind preload's pure C (adopt_match_lib in meson.build), in the same archive.
+cc=${CC_FUZZ:-clang}
+cflags=("${flags[@]/-std=c++20/-std=c11}")
+for src in supervisor/adopt/adopt_match.c supervisor/adopt/adopt_text.c; do
+  o=$out/obj/$(basename "$src" .c).o
+  if [[ ! -f $o || $src -nt $o || supervisor/adopt/adopt_match.h -nt $o || supervisor/adopt/adopt_text.h -nt $o ]]; then
+    "$cc" "${cflags[@]}" -fsanitize=fuzzer-no-link -c "$src" -o "$o"
   fi
   objs+=("$o")
 done

@@ -141,6 +141,14 @@ std::optional<CliExit> apply_http(const Config& cfg) {
     return std::nullopt;
 }
 
+std::optional<CliExit> apply_adopt_bind(const RawOptions& raw, Config& cfg) {
+    if (raw.adopt_bind.empty()) return std::nullopt;
+    if (raw.adopt_bind == "all") cfg.adopt_bind = AdoptBind::All;
+    else if (raw.adopt_bind == "worker-only") cfg.adopt_bind = AdoptBind::WorkerOnly;
+    else return usage_error("invalid --adopt-bind '" + raw.adopt_bind + "': expected all or worker-only");
+    return std::nullopt;
+}
+
 // Raw strings → Config fields. The order of the checks decides which error a command line
 // with several bad inputs gets.
 std::optional<CliExit> apply_options(const RawOptions& raw, std::vector<std::string> command, Config& cfg) {
@@ -152,6 +160,7 @@ std::optional<CliExit> apply_options(const RawOptions& raw, std::vector<std::str
     if (auto e = apply_service_durations(raw, cfg)) return e;
     if (auto e = apply_compat_and_socket_mode(raw, cfg)) return e;
     if (auto e = apply_http(cfg)) return e;
+    if (auto e = apply_adopt_bind(raw, cfg)) return e;
     return apply_signals(raw, cfg);
 }
 

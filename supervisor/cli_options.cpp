@@ -155,6 +155,17 @@ void add_logging_and_containment_options(CLI::App& app, RawOptions& raw, Config&
         ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
 }
 
+// --adopt-bind: servers that bind their own port take the supervisor's listener (docs/ADOPT.md).
+void add_adopt_options(CLI::App& app, RawOptions& raw) {
+    app.add_option("--adopt-bind", raw.adopt_bind,
+                 "for servers that bind their own port: a preload turns their bind() of a --listen address into "
+                 "the inherited listener ('all': in every program they run, default; 'worker-only': the worker's "
+                 "own process). Listeners become non-blocking, each worker sees its own O_NONBLOCK (docs/ADOPT.md)")
+        ->expected(0, 1)
+        ->default_str("all")
+        ->type_name("all|worker-only");
+}
+
 } // namespace
 
 void register_options(CLI::App& app, RawOptions& raw, Config& cfg) {
@@ -171,6 +182,7 @@ void register_options(CLI::App& app, RawOptions& raw, Config& cfg) {
     add_worker_channel_options(app, raw);
     add_workers_options(app, raw, cfg);
     add_logging_and_containment_options(app, raw, cfg);
+    add_adopt_options(app, raw);
     app.add_option("command", raw.positional, "the worker command and its arguments, after --: supervisor [OPTIONS] -- COMMAND [ARGS...]")
         ->expected(0, -1);
 }

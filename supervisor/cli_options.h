@@ -26,6 +26,7 @@ struct RawOptions {
     std::string upgrade_mode = "all";
     std::string cgroup = "auto";
     std::string stop_delay, probation;
+    std::string adopt_bind;  // "" (off), "all" or "worker-only"
 };
 
 // Declares every option on app, in --help order, bound to raw and cfg (which must outlive

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "supervisor/address.h"
+#include "supervisor/adopt_env.h"
 #include "supervisor/parse.h"
 
 namespace sv {
@@ -81,6 +82,8 @@ struct Config {
     Millis probation{0};   // --probation: a ready new generation serves beside the old one this long first
     std::string http;                  // --http ADDR: health and metrics endpoint ("": off)
     std::string metrics_file;          // --metrics-file: Prometheus text, rewritten atomically on change
+    AdoptBind adopt_bind = AdoptBind::Off;  // --adopt-bind[=all|worker-only] (docs/ADOPT.md)
+    std::string adopt_library;              // with --adopt-bind: the preload, found by main
 };
 
 // Signals a terminal or a stray kill sends that would end us by default (USR1, USR2) or that

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "supervisor/adopt_setup.h"
 #include "supervisor/cli.h"
 #include "supervisor/command.h"
 #include "supervisor/credentials.h"
@@ -47,8 +48,17 @@ int print_and_exit(const CliExit& done) {
     return done.code;
 }
 
+// --adopt-bind: the preload is where we expect it, and the command can load it.
+std::optional<Fatal> check_adopt_bind(const std::string& command, Config& cfg) {
+    auto lib = locate_adopt_library();
+    if (!lib) return Fatal{kExitSystem, lib.error().what};
+    cfg.adopt_library = *lib;
+    if (auto ok = check_adoptable(command); !ok) return Fatal{kExitUsage, ok.error().what};
+    return std::nullopt;
+}
+
 // Everything a spawn needs that can be checked now, so a typo fails before anything is bound.
-std::optional<Fatal> check_workers_can_run(const Config& cfg, Credentials* creds) {
+std::optional<Fatal> check_workers_can_run(Config& cfg, Credentials* creds) {
     auto c = resolve_credentials(cfg.user, cfg.group);
     if (!c) return Fatal{kExitUsage, c.error().what};
     if ((c->uid >= 0 || c->gid >= 0) && ::geteuid() != 0)
@@ -65,8 +75,9 @@ std::optional<Fatal> check_workers_can_run(const Config& cfg, Credentials* creds
         if (auto parsed = parse_env_file(text.str(), cfg.env_file); !parsed) return Fatal{kExitUsage, parsed.error().what};
     }
     const char* path = std::getenv("PATH");
-    if (auto cmd = resolve_command(cfg.command[0], path ? path : "/usr/local/bin:/usr/bin:/bin", cfg.chdir); !cmd)
-        return Fatal{cmd.error().code == ENOENT ? kExitNotFound : kExitNotExecutable, cmd.error().what};  // as a shell
+    auto cmd = resolve_command(cfg.command[0], path ? path : "/usr/local/bin:/usr/bin:/bin", cfg.chdir);
+    if (!cmd) return Fatal{cmd.error().code == ENOENT ? kExitNotFound : kExitNotExecutable, cmd.error().what};  // as a shell
+    if (cfg.adopt_bind != AdoptBind::Off) return check_adopt_bind(*cmd, cfg);
     return std::nullopt;
 }
 
@@ -83,7 +94,7 @@ std::optional<Fatal> take_listeners(const Config& cfg, std::vector<Listener>* ou
     std::vector<std::string> unused;
     size_t adopted_count = adopted->size();
     auto listeners = merge_listeners(std::move(adopted.value()), cfg.listeners, cfg.backlog, *unix_opts,
-                                     SocketFlags{cfg.nonblocking}, &unused);
+                                     SocketFlags{cfg.nonblocking || cfg.adopt_bind != AdoptBind::Off}, &unused);
     if (!listeners) return Fatal{kExitSystem, listeners.error().what};
     if (adopted_count > 0)
         spdlog::info("socket activation: adopted {} socket(s) from the service manager", adopted_count - unused.size());
@@ -128,6 +139,7 @@ int main(int argc, char** argv) {
         pid_file.remove();
         return fail(*f);
     }
+    if (cfg.adopt_bind != AdoptBind::Off) make_listeners_nonblocking(listeners);
     store_listeners(systemd, listeners, dropped);
     auto notify = NotifySocket::create(cfg.notify_socket, creds.uid >= 0 || creds.gid >= 0 ? creds.gid : -1);
     if (!notify) {

@@ -62,7 +62,7 @@ Supervisor::Supervisor(Config cfg, Credentials creds, std::vector<Listener>& lis
       machine_(settings_from(cfg_)), started_(std::chrono::steady_clock::now()),
       started_unix_ms_(std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::system_clock::now().time_since_epoch()).count()) {
-    drift_.created_nonblocking = cfg_.nonblocking;
+    drift_.created_nonblocking = cfg_.nonblocking || cfg_.adopt_bind != AdoptBind::Off;
 }
 
 Supervisor::~Supervisor() {

@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "supervisor/adopt_setup.h"
 #include "supervisor/env_file.h"
 #include "supervisor/supervisor.h"
 
@@ -65,7 +66,10 @@ Result<WorkerEnv> Supervisor::worker_env(uint64_t gen, int slot) const {
     in.generation = gen;
     in.worker_index = slot;
     in.compat = cfg_.compat;
-    return build_worker_env(in);
+    WorkerEnv env = build_worker_env(in);
+    if (cfg_.adopt_bind != AdoptBind::Off)
+        add_adopt_env(env.vars, {cfg_.adopt_library, listener_inodes(listeners_), cfg_.nonblocking, cfg_.adopt_bind});
+    return env;
 }
 
 // The pre-check gets exactly what the new worker will: its environment (SUPERVISOR_GENERATION

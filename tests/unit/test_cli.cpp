@@ -177,3 +177,16 @@ TEST_CASE("--http and --metrics-file") {
         CHECK_EQ(c->metrics_file, "/tmp/m.prom");
     }
 }
+
+TEST_CASE("--adopt-bind: off by default, all when given bare, worker-only when asked") {
+    auto off = parse({"-l", "8080", "--", "srv"});
+    REQUIRE(std::holds_alternative<Config>(off));
+    CHECK_EQ(std::get<Config>(off).adopt_bind, AdoptBind::Off);
+    auto all = parse({"-l", "8080", "--adopt-bind", "--", "srv"});
+    REQUIRE(std::holds_alternative<Config>(all));
+    CHECK_EQ(std::get<Config>(all).adopt_bind, AdoptBind::All);
+    auto worker = parse({"--adopt-bind=worker-only", "-l", "8080", "--", "srv"});
+    REQUIRE(std::holds_alternative<Config>(worker));
+    CHECK_EQ(std::get<Config>(worker).adopt_bind, AdoptBind::WorkerOnly);
+    expect_usage_error({"-l", "8080", "--adopt-bind=maybe", "--", "srv"}, "invalid --adopt-bind 'maybe'");
+}
