@@ -158,7 +158,7 @@ release() {  # version
 wrk -t2 -c16 -d600s --timeout 5s "http://127.0.0.1:$base/" >"$work/wrk.txt" 2>&1 &
 wrk_pid=$!
 wait_for 10 "load" test -d /proc/$wrk_pid
-gen_of() { build/supervisor ctl --control "$work/host$1/control.sock" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["serving_gen"])'; }
+gen_of() { build/supervisor ctl --control "$work/host$1/control.sock" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serving_gen"])'; }
 release_of() { curl -s --max-time 2 "http://127.0.0.1:$(port_of "$1")/" | sed -n 's/.*release=\([^ ]*\).*/\1/p'; }
 
 start=$SECONDS
