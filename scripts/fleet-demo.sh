@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fleet demo: a rolling release across several supervised "hosts" on loopback, behind
 # HAProxy, driven by Ansible, under load.
-#   scripts/fleet-demo.sh [--hosts N] [--base-port P] [--keep]
+#   scripts/fleet-demo.sh [--hosts N] [--base-port P] [--bin DIR] [--keep]
 #
 # Each host is one supervisor with its own port (P+k), health endpoint (--http, P+100+k),
 # control socket and release directory (releases/v1, v2, v3 and a `current` symlink; the
@@ -15,7 +15,8 @@
 #      never touched, every host still serves v2.
 # wrk loads HAProxy the whole time. The last line is the summary, e.g.
 #   fleet: 3 hosts, v2 everywhere, v3 stopped at host 1, 412345 requests through haproxy, 0 failed
-# Exit 0 only if all of that held. --keep leaves the work directory (logs) in place.
+# Exit 0 only if all of that held. --keep leaves the work directory (logs) in place; --bin DIR
+# uses DIR/supervisor and DIR/demo_worker as built (the test suite's way) instead of building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,11 +24,13 @@ root=$PWD
 hosts=3
 base=18000
 keep=0
+bin=
 while (($#)); do
   case $1 in
     --hosts) hosts=${2:?--hosts needs a number}; shift 2 ;;
     --base-port) base=${2:?--base-port needs a number}; shift 2 ;;
     --keep) keep=1; shift ;;
+    --bin) bin=${2:?--bin needs a directory}; shift 2 ;;
     -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fleet-demo: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -37,8 +40,13 @@ done
 
 source scripts/lib/packages.sh
 ensure_packages fleet-demo haproxy ansible-core wrk curl python3
-scripts/setup.sh build
-ninja -C build supervisor demo_worker >/dev/null
+if [[ -z $bin ]]; then
+  scripts/setup.sh build
+  ninja -C build supervisor demo_worker >/dev/null
+  bin=$root/build
+fi
+bin=$(cd "$bin" && pwd)
+[[ -x $bin/supervisor && -x $bin/demo_worker ]] || { echo "fleet-demo: no supervisor and demo_worker in $bin" >&2; exit 2; }
 
 port_of() { echo $((base + $1)); }         # host k's service port
 http_of() { echo $((base + 100 + $1)); }   # host k's --http port
@@ -58,7 +66,7 @@ wrk_pid=
 cleanup() {
   [[ -n $wrk_pid ]] && kill "$wrk_pid" 2>/dev/null || true
   for k in $(seq 1 "$hosts"); do
-    [[ -S $work/host$k/control.sock ]] && build/supervisor ctl --control "$work/host$k/control.sock" stop --timeout 20s >/dev/null 2>&1 || true
+    [[ -S $work/host$k/control.sock ]] && "$bin/supervisor" ctl --control "$work/host$k/control.sock" stop --timeout 20s >/dev/null 2>&1 || true
   done
   for p in "${pids[@]}" $haproxy_pid; do kill -KILL "$p" 2>/dev/null || true; done
   if ((keep)); then echo "fleet-demo: logs kept in $work"; else rm -rf "$work"; fi
@@ -85,13 +93,13 @@ for k in $(seq 1 "$hosts"); do
     printf 'DEMO_RELEASE=%s\n' "$v" >"$h/releases/$v/release.env"
   done
   for v in v1 v2; do
-    printf '#!/bin/sh\nexec %q --startup-delay 300ms\n' "$root/build/demo_worker" >"$h/releases/$v/run"
+    printf '#!/bin/sh\nexec %q --startup-delay 300ms\n' "$bin/demo_worker" >"$h/releases/$v/run"
   done
   # v3 is broken the way releases break: it cannot start.
   printf '#!/bin/sh\necho "v3: cannot read config.toml: No such file or directory" >&2\nexit 1\n' >"$h/releases/v3/run"
   chmod +x "$h"/releases/*/run
   ln -sfn releases/v1 "$h/current"
-  build/supervisor --listen "127.0.0.1:$(port_of "$k")" --http "127.0.0.1:$(http_of "$k")" \
+  "$bin/supervisor" --listen "127.0.0.1:$(port_of "$k")" --http "127.0.0.1:$(http_of "$k")" \
     --control "$h/control.sock" --env-file "$h/current/release.env" --ready notify \
     --drain-timeout 10s -- "$h/current/run" >"$h/supervisor.log" 2>&1 &
   pids+=($!)
@@ -141,7 +149,7 @@ cat >"$work/release.yml" <<EOF
         - name: point current at {{ release }}
           file: { src: "releases/{{ release }}", dest: "{{ dir }}/current", state: link, force: true }
         - name: upgrade (waits for the new generation's verdict)
-          command: $root/build/supervisor ctl --control {{ dir }}/control.sock upgrade --timeout 60s
+          command: $bin/supervisor ctl --control {{ dir }}/control.sock upgrade --timeout 60s
       rescue:
         - name: put the previous release back (the old generation kept serving)
           file: { src: "{{ previous.stdout }}", dest: "{{ dir }}/current", state: link, force: true }
@@ -158,7 +166,7 @@ release() {  # version
 wrk -t2 -c16 -d600s --timeout 5s "http://127.0.0.1:$base/" >"$work/wrk.txt" 2>&1 &
 wrk_pid=$!
 wait_for 10 "load" test -d /proc/$wrk_pid
-gen_of() { build/supervisor ctl --control "$work/host$1/control.sock" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serving_gen"])'; }
+gen_of() { "$bin/supervisor" ctl --control "$work/host$1/control.sock" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serving_gen"])'; }
 release_of() { curl -s --max-time 2 "http://127.0.0.1:$(port_of "$1")/" | sed -n 's/.*release=\([^ ]*\).*/\1/p'; }
 
 start=$SECONDS
@@ -188,6 +196,8 @@ for k in $(seq 1 "$hosts"); do
 done
 elapsed=$((SECONDS - start))
 
+# The hosts never left HAProxy's rotation: both generations accept on the one socket.
+downs=$(grep -c "is DOWN" "$work/haproxy.log" || true)
 kill -INT "$wrk_pid"
 wait "$wrk_pid" || true
 wrk_pid=
@@ -198,5 +208,6 @@ failed=0
 for n in $errors ${non2xx:-0}; do failed=$((failed + n)); done
 [[ -n $requests ]] || { cat "$work/wrk.txt" >&2; fail "no wrk summary"; }
 echo "fleet-demo: wrk through haproxy for ${elapsed}s of releases: $(grep -E 'requests in|Requests/sec' "$work/wrk.txt" | tr -s ' ' | tr '\n' ';')"
+echo "fleet-demo: hosts marked DOWN by haproxy's /readyz check during the releases: ${downs:-0}"
 echo "fleet: $hosts hosts, v2 everywhere, v3 stopped at host 1, $requests requests through haproxy, $failed failed"
-((failed == 0))
+((failed == 0 && ${downs:-0} == 0))
