@@ -68,7 +68,15 @@ cleanup() {
   for k in $(seq 1 "$hosts"); do
     [[ -S $work/host$k/control.sock ]] && "$bin/supervisor" ctl --control "$work/host$k/control.sock" stop --timeout 20s >/dev/null 2>&1 || true
   done
-  for p in "${pids[@]}" $haproxy_pid; do kill -KILL "$p" 2>/dev/null || true; done
+  [[ -n $haproxy_pid ]] && kill -TERM "$haproxy_pid" 2>/dev/null || true
+  # Each exits on its own (ctl stop returns as its control socket closes, just before the
+  # exit): wait for that, bounded, before anything is killed.
+  local p i
+  for p in "${pids[@]}" $haproxy_pid; do
+    for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$p" 2>/dev/null && echo "fleet-demo: pid $p did not exit; killed" >&2
+    wait "$p" 2>/dev/null || true
+  done
   if ((keep)); then echo "fleet-demo: logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
