@@ -13,7 +13,7 @@ packages=(meson ninja-build g++ pkg-config libuv1-dev libspdlog-dev libfmt-dev d
           wrk curl python3 nodejs util-linux procps)
 if ((for_tests)); then
   # A real systemd in a container, the pre-check and sd_notify clients of the hardening tests.
-  packages+=(systemd systemd-container iproute2 bc haproxy ruby ruby-sd-notify python3-prometheus-client)
+  packages+=(systemd systemd-container iproute2 bc haproxy ruby ruby-sd-notify python3-prometheus-client ansible-core)
   # The third-party servers the real-servers suite upgrades (tests/real_servers/packages.txt).
   while read -r p; do
     [[ -n $p && $p != \#* ]] && packages+=("$p")

@@ -69,6 +69,7 @@ struct App {
     uv_loop_t* loop = nullptr;
     int pid = 0;
     long gen = 0;
+    const char* release = nullptr;  // DEMO_RELEASE: a release name shown in every answer (fleet demo)
     uint64_t startup_delay_ms = 0, idle_grace_ms = 200;
     std::vector<const char*> listen_specs;
     std::vector<Listener*> listeners;
@@ -262,9 +263,10 @@ const char* reason(int status) {
 }
 
 void append_response(std::string& out, int status, bool keep, bool http10) {
-    char body[64], head[320];
-    int blen = status == 200 ? snprintf(body, sizeof body, "pid=%d gen=%ld\n", g.pid, g.gen)
-                             : snprintf(body, sizeof body, "%s\n", reason(status));
+    char body[160], head[320];
+    int blen = status != 200 ? snprintf(body, sizeof body, "%s\n", reason(status))
+             : g.release     ? snprintf(body, sizeof body, "pid=%d gen=%ld release=%.64s\n", g.pid, g.gen, g.release)
+                             : snprintf(body, sizeof body, "pid=%d gen=%ld\n", g.pid, g.gen);
     // An HTTP/1.0 client assumes close unless told otherwise.
     const char* conn = !keep ? "Connection: close\r\n" : http10 ? "Connection: keep-alive\r\n" : "";
     int hlen = snprintf(head, sizeof head,
@@ -554,6 +556,7 @@ int main(int argc, char** argv) {
     signal(SIGPIPE, SIG_IGN);  // a client leaving mid-response must give EPIPE, not kill us
     g.pid = int(getpid());
     g.gen = sv_generation();
+    g.release = getenv("DEMO_RELEASE");
     g.loop = uv_default_loop();
     if (!parse_args(argc, argv) || !collect_listeners()) return 2;
     log_line("start listeners=%zu startup_delay_ms=%llu idle_grace_ms=%llu", g.listeners.size(),
