@@ -90,10 +90,19 @@ TEST_CASE("upgrade: three upgrades under a sequential client loop fail no reques
 TEST_CASE("upgrade: a burst of 50 SIGHUPs coalesces into at most two upgrades, service uninterrupted") {
     REQUIRE(have_program(bins().demo_worker));
     Serving f;
-    Supervised& sv = f.start({.command = {bins().demo_worker}});
+    // Each generation takes 300 ms to get ready, so the whole burst lands while gen 2 starts:
+    // with an instant worker, gen 2 was ready (4 ms) before the test had sent all 50, and a
+    // late SIGHUP rightly queued a third upgrade (1 run in 30).
+    Supervised& sv = f.start({.options = {"--control", f.control_socket()},
+                              .command = {bins().demo_worker, "--startup-delay", "300ms"}});
     const int port = f.port;
 
     for (int i = 0; i < 50; i++) REQUIRE(sv.hup());
+    // A round trip on the control socket after the burst: by the time the supervisor answers
+    // it has taken in every SIGHUP still pending (a signal sent before the connection is
+    // handled before it), so the log below already says whether one was queued, and `settled`
+    // cannot pass on the first verdict while a late SIGHUP is still unread.
+    REQUIRE_EQ(f.ctl({"status", "--json"}).code, 0);
 
     // Settled: the first upgrade is decided, and so is the queued one if any was queued.
     auto decided = [&] { return sv.count("upgrade done gen=") + sv.count("upgrade failed gen="); };
