@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "supervisor/adopt_setup.h"
 #include "supervisor/cli.h"
 #include "supervisor/credentials.h"
 #include "supervisor/log.h"
@@ -61,6 +62,17 @@ Result<Config> config_of(const ResumeState& st) {
         return Error{EINVAL, "resume state: " + std::to_string(st.machine.slots.size()) + " slots, but its command line says --workers " +
                                  std::to_string(cfg.workers)};
     return cfg;
+}
+
+// --adopt-bind: this image's own preload, found next to it as at a start (main.cpp), so
+// the workers it spawns adopt the listeners too; a binary installed without it is refused
+// at the check, before anything changes.
+Result<Ok> find_preload(Config& cfg) {
+    if (cfg.adopt_bind == AdoptBind::Off) return Ok{};
+    auto lib = locate_adopt_library();
+    if (!lib) return Error{lib.error().code, "--adopt-bind: " + lib.error().what};
+    cfg.adopt_library = *lib;
+    return Ok{};
 }
 
 Result<ResumeState> load(const std::string& fd_text) {
@@ -154,6 +166,7 @@ int run_check_state(const std::string& fd_text) {
     if (!st) return say(st.error().what);
     auto cfg = config_of(*st);
     if (!cfg) return say(cfg.error().what);
+    if (auto p = find_preload(*cfg); !p) return say(p.error().what);
     if (auto c = resolve_credentials(cfg->user, cfg->group); !c) return say(c.error().what);
     if (auto m = UpgradeMachine::restore(MachineSettings{.workers = cfg->workers}, st->machine); !m)
         return say("resume state: " + m.error().what);
@@ -165,6 +178,7 @@ int run_resume(const std::string& fd_text) {
     if (!st) return say(st.error().what);
     auto cfg = config_of(*st);
     if (!cfg) return say(cfg.error().what);
+    if (auto p = find_preload(*cfg); !p) return say(p.error().what);
     init_logging(cfg->log_level);
     for (const char* v : {"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"}) ::unsetenv(v);
     SystemdNotifier systemd = SystemdNotifier::from_environment();

@@ -290,3 +290,19 @@ TEST_CASE("adopt: a static binary and a setuid one are refused at startup, with 
     auto o = run_supervisor(dir, {"-l", "127.0.0.1:0", "--adopt-bind", "--", suid, "127.0.0.1", "1"});
     expect_one_line_error(o, 2, {"--adopt-bind cannot enter", "setuid", "LISTEN_FDS"});
 }
+
+TEST_CASE("adopt: after a reexec, the next generation still adopts the listener") {
+    if (!file_exists(server_bin())) FAIL("ADOPT_SERVER_BIN is not set or missing");
+    Adopted a;
+    std::string control = a.dir.file("c.sock");
+    Supervised& sv = a.start({}, {"--control", control});
+    INFO("supervisor log:\n", tail(sv.log()));
+    REQUIRE(sv.wait_ready(1, 20.0) > 0);
+    auto rx = supervisor_ctl(a.dir, {"--control", control, "reexec"}, 20.0);
+    REQUIRE_MESSAGE(rx.code == 0, rx.output);
+    // The resumed image must find its own preload again: without it gen 2 bound the port
+    // itself and died of EADDRINUSE ("exited before ready (exit=1)").
+    upgrade_under_load(sv, a.port, 2);
+    CHECK_EQ(sv.count("upgrade failed"), 0u);
+    expect_clean_stop(*a.sv, 10.0);
+}
