@@ -1,9 +1,14 @@
 // The HTTP endpoint on libuv streams (TCP or unix), modelled on the control socket's limits.
 #include "supervisor/http_server.h"
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <cstddef>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -37,22 +42,117 @@ void free_client(uv_handle_t* h) { delete reinterpret_cast<HttpServer::Client*>(
 
 std::string uv_error(const std::string& what, int rc) { return what + ": " + uv_strerror(rc); }
 
+// "" when fd is an open listening stream socket, else what it is not.
+std::string listening_stream_problem(int fd) {
+    struct stat sb{};
+    if (::fstat(fd, &sb) < 0) return "is not open";
+    if (!S_ISSOCK(sb.st_mode)) return "is not a socket";
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len) < 0 || v != SOCK_STREAM) return "is not a stream socket";
+    len = sizeof v;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len) < 0 || v != 1) return "is not a listening socket";
+    return "";
+}
+
+// The address a socket is bound to, written as address() shows it ("" if none of ours).
+std::string bound_address(int fd) {
+    sockaddr_storage sa{};
+    socklen_t len = sizeof sa;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) < 0) return "";
+    char host[INET6_ADDRSTRLEN] = "";
+    if (sa.ss_family == AF_INET) {
+        auto* v4 = reinterpret_cast<sockaddr_in*>(&sa);
+        ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+        return fmt::format("{}:{}", host, ntohs(v4->sin_port));
+    }
+    if (sa.ss_family == AF_INET6) {
+        auto* v6 = reinterpret_cast<sockaddr_in6*>(&sa);
+        ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+        return fmt::format("[{}]:{}", host, ntohs(v6->sin6_port));
+    }
+    if (sa.ss_family == AF_UNIX && len > offsetof(sockaddr_un, sun_path)) {
+        auto* un = reinterpret_cast<sockaddr_un*>(&sa);
+        return "unix:" + std::string(un->sun_path, strnlen(un->sun_path, len - offsetof(sockaddr_un, sun_path)));
+    }
+    return "";
+}
+
+// The address --http asks for, in bound_address()'s words; port 0 takes the carried port.
+std::string expected_address(const ListenSpec& where, const std::string& carried) {
+    if (where.kind == ListenSpec::Kind::Unix) return "unix:" + where.path;
+    unsigned char raw[sizeof(in6_addr)];
+    char host[INET6_ADDRSTRLEN] = "";
+    bool v4 = ::inet_pton(AF_INET, where.host.c_str(), raw) == 1;
+    if (!v4 && ::inet_pton(AF_INET6, where.host.c_str(), raw) != 1) return "(not a literal address)";
+    ::inet_ntop(v4 ? AF_INET : AF_INET6, raw, host, sizeof host);
+    std::string prefix = v4 ? fmt::format("{}:", host) : fmt::format("[{}]:", host);
+    if (where.port != 0) return prefix + std::to_string(where.port);
+    return carried.rfind(prefix, 0) == 0 ? carried : prefix + "(the carried port)";
+}
+
 } // namespace
 
-Result<std::unique_ptr<HttpServer>> HttpServer::create(uv_loop_t* loop, const ListenSpec& where, Handler handler,
-                                                       HttpLimits limits) {
+std::unique_ptr<HttpServer> HttpServer::make(uv_loop_t* loop, Handler handler, HttpLimits limits) {
     std::unique_ptr<HttpServer> s(new HttpServer());
     s->handler_ = std::move(handler);
     s->limits_ = limits;
     s->sweep_ = new uv_timer_t{};
     uv_timer_init(loop, s->sweep_);
     s->sweep_->data = s.get();
+    return s;
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::create(uv_loop_t* loop, const ListenSpec& where, Handler handler,
+                                                       HttpLimits limits) {
+    auto s = make(loop, std::move(handler), limits);
     auto bound = where.kind == ListenSpec::Kind::Unix ? s->bind_unix(where) : s->bind_tcp(where);
     if (!bound) return bound.error();
     s->server_->data = s.get();
     if (int rc = uv_listen(s->server_, 128, on_connection); rc < 0)
         return Error{-rc, uv_error("cannot listen on --http " + where.text, rc)};
     return s;
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::adopt(uv_loop_t* loop, int fd, const ListenSpec& where,
+                                                      const std::string& carried, ino_t inode, Handler handler,
+                                                      HttpLimits limits) {
+    auto s = make(loop, std::move(handler), limits);
+    if (auto r = s->open_fd(fd, where, carried); !r) return r.error();
+    s->inode_ = inode;
+    s->server_->data = s.get();
+    if (int rc = uv_listen(s->server_, 128, on_connection); rc < 0)
+        return Error{-rc, uv_error("cannot listen on the carried --http " + where.text, rc)};
+    return s;
+}
+
+int HttpServer::listener_fd() const {
+    uv_os_fd_t fd = -1;
+    if (server_ == nullptr || uv_fileno(reinterpret_cast<const uv_handle_t*>(server_), &fd) < 0) return -1;
+    return fd;
+}
+
+Result<Ok> HttpServer::open_fd(int fd, const ListenSpec& where, const std::string& carried) {
+    std::string what = "the carried --http fd " + std::to_string(fd);
+    if (auto p = listening_stream_problem(fd); !p.empty()) return Error{EINVAL, what + " " + p};
+    std::string bound = bound_address(fd);
+    std::string want = expected_address(where, carried);
+    if (bound != want) return Error{EINVAL, what + " is bound to '" + bound + "', not to --http " + where.text};
+    address_ = bound;
+    if (where.kind == ListenSpec::Kind::Unix) {
+        auto* pipe = new uv_pipe_t{};
+        uv_pipe_init(sweep_->loop, pipe, 0);
+        server_ = reinterpret_cast<uv_stream_t*>(pipe);
+        is_unix_ = true;
+        unix_path_ = where.path;
+        if (int rc = uv_pipe_open(pipe, fd); rc < 0) return Error{-rc, uv_error("cannot take over " + what, rc)};
+        return Ok{};
+    }
+    auto* tcp = new uv_tcp_t{};
+    uv_tcp_init(sweep_->loop, tcp);
+    server_ = reinterpret_cast<uv_stream_t*>(tcp);
+    if (int rc = uv_tcp_open(tcp, fd); rc < 0) return Error{-rc, uv_error("cannot take over " + what, rc)};
+    return Ok{};
 }
 
 Result<Ok> HttpServer::bind_tcp(const ListenSpec& where) {

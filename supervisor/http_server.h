@@ -38,12 +38,21 @@ public:
     // control socket). Errors name the address.
     static Result<std::unique_ptr<HttpServer>> create(uv_loop_t* loop, const ListenSpec& where, Handler handler,
                                                       HttpLimits limits = {});
+    // Takes over a listening socket a previous image bound (`ctl reexec`): refused unless it
+    // is a listening stream socket bound to `where` (`carried`: the address it was shown as,
+    // which fixes the port when `where` asked for port 0).
+    static Result<std::unique_ptr<HttpServer>> adopt(uv_loop_t* loop, int fd, const ListenSpec& where,
+                                                     const std::string& carried, ino_t inode, Handler handler,
+                                                     HttpLimits limits = {});
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
 
     // "127.0.0.1:9180" (the bound port when 0 was asked), "[::1]:9180", "unix:/run/x.sock".
     const std::string& address() const { return address_; }
+    // The listening socket's fd (-1: closed) and, for unix:PATH, the socket file's inode.
+    int listener_fd() const;
+    ino_t inode() const { return inode_; }
     // Closes the listener and every client; removes the socket file.
     void close();
 
@@ -55,6 +64,8 @@ private:
     static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf) noexcept;
     static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) noexcept;
     static void on_sweep(uv_timer_t* t) noexcept;
+    static std::unique_ptr<HttpServer> make(uv_loop_t* loop, Handler handler, HttpLimits limits);
+    Result<Ok> open_fd(int fd, const ListenSpec& where, const std::string& carried);
     Result<Ok> bind_tcp(const ListenSpec& where);
     Result<Ok> bind_unix(const ListenSpec& where);
     void accept_one();

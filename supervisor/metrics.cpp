@@ -12,31 +12,32 @@ namespace sv {
 
 void MetricsCounters::observe(const Event& e) {
     // A watchdog timer reaching the machine means a worker stayed silent past --worker-watchdog.
-    if (const auto* t = std::get_if<TimerFired>(&e); t != nullptr && t->id.kind == TimerId::Kind::Watchdog) hung_workers_++;
+    if (const auto* t = std::get_if<TimerFired>(&e); t != nullptr && t->id.kind == TimerId::Kind::Watchdog) s_.hung_workers++;
 }
 
 void MetricsCounters::observe(const Action& a, Millis now) {
     if (const auto* s = std::get_if<Spawn>(&a)) {
         // The same generation spawned again in a slot is a restart; a new one is an upgrade (or the boot).
-        auto it = slot_gen_.find(s->slot);
-        if (it != slot_gen_.end() && it->second == s->gen) worker_restarts_++;
-        slot_gen_[s->slot] = s->gen;
-        if (s->gen > newest_gen_ && newest_gen_ > 0) upgrade_started_.emplace(s->gen, now);
-        if (s->gen > newest_gen_) newest_gen_ = s->gen;
+        auto it = s_.slot_gen.find(s->slot);
+        if (it != s_.slot_gen.end() && it->second == s->gen) s_.worker_restarts++;
+        s_.slot_gen[s->slot] = s->gen;
+        if (s->gen > s_.newest_gen && s_.newest_gen > 0) s_.upgrade_started.emplace(s->gen, now);
+        if (s->gen > s_.newest_gen) s_.newest_gen = s->gen;
     } else if (const auto* p = std::get_if<RunPreCheck>(&a)) {
-        upgrade_started_.emplace(p->gen, now);  // the pre-check is part of the upgrade's time
-        if (p->gen > newest_gen_) newest_gen_ = p->gen;
+        s_.upgrade_started.emplace(p->gen, now);  // the pre-check is part of the upgrade's time
+        if (p->gen > s_.newest_gen) s_.newest_gen = p->gen;
     } else if (const auto* v = std::get_if<UpgradeVerdict>(&a)) {
-        (v->ok ? upgrades_ok_ : upgrades_failed_)++;
-        auto it = upgrade_started_.find(v->gen);
-        if (it == upgrade_started_.end()) return;
-        double seconds = static_cast<double>((now - it->second).count()) / 1000.0;
+        (v->ok ? s_.upgrades_ok : s_.upgrades_failed)++;
+        auto it = s_.upgrade_started.find(v->gen);
+        if (it == s_.upgrade_started.end()) return;
+        int64_t ms = (now - it->second).count();
+        double seconds = static_cast<double>(ms) / 1000.0;
         for (size_t i = 0; i < kUpgradeBuckets.size(); i++)
-            if (seconds <= kUpgradeBuckets[i]) buckets_[i]++;
-        buckets_.back()++;
-        duration_sum_ += seconds;
+            if (seconds <= kUpgradeBuckets[i]) s_.buckets[i]++;
+        s_.buckets.back()++;
+        s_.duration_sum_ms += ms;
         // Older upgrades never get a verdict of their own once this one has one.
-        upgrade_started_.erase(upgrade_started_.begin(), std::next(it));
+        s_.upgrade_started.erase(s_.upgrade_started.begin(), std::next(it));
     }
 }
 

@@ -15,6 +15,17 @@ namespace sv {
 // Upper bounds (seconds) of supervisor_upgrade_duration_seconds; +Inf is implied.
 constexpr std::array<double, 10> kUpgradeBuckets{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
 
+// Everything MetricsCounters holds: the counts, and what it needs to go on counting (each
+// slot's generation, upgrades begun). A reexec carries it (resume_state.h).
+struct CounterState {
+    uint64_t upgrades_ok = 0, upgrades_failed = 0, worker_restarts = 0, hung_workers = 0, broken_invariants = 0;
+    std::array<uint64_t, kUpgradeBuckets.size() + 1> buckets{};  // cumulative, then +Inf
+    int64_t duration_sum_ms = 0;                                 // whole ms: carried exactly
+    std::map<int, uint64_t> slot_gen;                            // the last generation spawned in each slot
+    uint64_t newest_gen = 0;                                     // the newest generation spawned or pre-checked
+    std::map<uint64_t, Millis> upgrade_started;                  // generation → when its upgrade began
+};
+
 // Counted from what the machine already says (UpgradeVerdict, Spawn, watchdog timers), so
 // the machine needs no metrics of its own.
 class MetricsCounters {
@@ -22,24 +33,23 @@ public:
     // Call with every event fed to the machine and every action it returned, with the time.
     void observe(const Event& e);
     void observe(const Action& a, Millis now);
-    void invariant_broken() { broken_invariants_++; }
+    void invariant_broken() { s_.broken_invariants++; }
 
-    uint64_t upgrades_ok() const { return upgrades_ok_; }
-    uint64_t upgrades_failed() const { return upgrades_failed_; }
-    uint64_t worker_restarts() const { return worker_restarts_; }
-    uint64_t hung_workers() const { return hung_workers_; }
-    uint64_t broken_invariants() const { return broken_invariants_; }
+    uint64_t upgrades_ok() const { return s_.upgrades_ok; }
+    uint64_t upgrades_failed() const { return s_.upgrades_failed; }
+    uint64_t worker_restarts() const { return s_.worker_restarts; }
+    uint64_t hung_workers() const { return s_.hung_workers; }
+    uint64_t broken_invariants() const { return s_.broken_invariants; }
     // Cumulative counts per bucket of kUpgradeBuckets, then +Inf.
-    const std::array<uint64_t, kUpgradeBuckets.size() + 1>& duration_buckets() const { return buckets_; }
-    double duration_sum_seconds() const { return duration_sum_; }
+    const std::array<uint64_t, kUpgradeBuckets.size() + 1>& duration_buckets() const { return s_.buckets; }
+    double duration_sum_seconds() const { return static_cast<double>(s_.duration_sum_ms) / 1000.0; }
+
+    // For a reexec: what to carry, and the new image taking it in.
+    const CounterState& state() const { return s_; }
+    void restore(CounterState s) { s_ = std::move(s); }
 
 private:
-    uint64_t upgrades_ok_ = 0, upgrades_failed_ = 0, worker_restarts_ = 0, hung_workers_ = 0, broken_invariants_ = 0;
-    std::array<uint64_t, kUpgradeBuckets.size() + 1> buckets_{};
-    double duration_sum_ = 0;
-    std::map<int, uint64_t> slot_gen_;           // the last generation spawned in each slot
-    uint64_t newest_gen_ = 0;                    // the newest generation spawned or pre-checked
-    std::map<uint64_t, Millis> upgrade_started_;  // generation → when its upgrade began
+    CounterState s_;
 };
 
 struct MetricsInput {

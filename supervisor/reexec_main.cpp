@@ -119,7 +119,7 @@ std::string handles_problem(const ResumeState& st) {
 }
 
 void keep_closed_on_exec(const ResumeState& st) {
-    std::vector<int> fds{st.notify_fd, st.control_fd, st.client_fd, st.pid_file_fd};
+    std::vector<int> fds{st.notify_fd, st.control_fd, st.client_fd, st.pid_file_fd, st.http_fd};
     for (const auto& l : st.listeners) fds.push_back(l.fd);
     for (int fd : fds)
         if (fd >= 0) ::fcntl(fd, F_SETFD, FD_CLOEXEC);

@@ -76,6 +76,16 @@ json shell_json(const ResumeState& st) {
     return {{"listeners", listeners}, {"contained", contained}, {"timers", timers}};
 }
 
+json counters_json(const CounterState& c) {
+    json slots = json::array(), started = json::array();
+    for (const auto& [slot, gen] : c.slot_gen) slots.push_back({{"slot", slot}, {"gen", gen}});
+    for (const auto& [gen, at] : c.upgrade_started) started.push_back({{"gen", gen}, {"at_ms", at.count()}});
+    return {{"upgrades_ok", c.upgrades_ok}, {"upgrades_failed", c.upgrades_failed}, {"worker_restarts", c.worker_restarts},
+            {"hung_workers", c.hung_workers}, {"broken_invariants", c.broken_invariants}, {"duration_buckets", c.buckets},
+            {"duration_sum_ms", c.duration_sum_ms}, {"slot_gens", slots}, {"newest_gen", c.newest_gen},
+            {"upgrades_started", started}};
+}
+
 } // namespace
 
 std::string serialize_resume_state(const ResumeState& st) {
@@ -95,6 +105,10 @@ std::string serialize_resume_state(const ResumeState& st) {
     j["broken_invariants"] = st.broken_invariants;
     j["last_upgrade"] = {{"present", st.has_last_upgrade}, {"gen", st.last_upgrade_gen}, {"ok", st.last_upgrade_ok},
                          {"reason", st.last_upgrade_reason}, {"at_unix_ms", st.last_upgrade_at_unix_ms}};
+    if (st.version >= 2) {
+        j["http"] = {{"fd", st.http_fd}, {"address", st.http_address}, {"inode", st.http_inode}};
+        j["metrics"] = counters_json(st.counters);
+    }
     j["machine"] = machine_json(st.machine);
     return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -259,10 +273,62 @@ void read_handles(Fields& f, const json& j, ResumeState* st, std::string* err) {
     u.finish();
 }
 
+void read_counters(const json& j, CounterState* c, std::string* err) {
+    Fields f(j, "metrics", err);
+    f.u64("upgrades_ok", &c->upgrades_ok);
+    f.u64("upgrades_failed", &c->upgrades_failed);
+    f.u64("worker_restarts", &c->worker_restarts);
+    f.u64("hung_workers", &c->hung_workers);
+    f.u64("broken_invariants", &c->broken_invariants);
+    const json* b = f.array("duration_buckets");
+    if (b != nullptr && b->size() != c->buckets.size())
+        f.fail("duration_buckets", "must hold " + std::to_string(c->buckets.size()) + " counts");
+    for (size_t i = 0; b != nullptr && f.ok() && i < b->size(); i++) {
+        if (!(*b)[i].is_number_unsigned()) f.fail("duration_buckets", "must hold counts only");
+        else c->buckets[i] = (*b)[i].get<uint64_t>();
+    }
+    f.i64("duration_sum_ms", &c->duration_sum_ms, 0, std::numeric_limits<int64_t>::max() / 2);
+    const json* s = f.array("slot_gens");
+    for (size_t i = 0; s != nullptr && i < s->size() && err->empty(); i++) {
+        Fields e((*s)[i], f.path(item("slot_gens", i).c_str()), err);
+        int slot = 0;
+        uint64_t gen = 0;
+        e.integer("slot", &slot, 0, 1 << 16);
+        e.u64("gen", &gen);
+        e.finish();
+        c->slot_gen[slot] = gen;
+    }
+    f.u64("newest_gen", &c->newest_gen);
+    const json* u = f.array("upgrades_started");
+    for (size_t i = 0; u != nullptr && i < u->size() && err->empty(); i++) {
+        Fields e((*u)[i], f.path(item("upgrades_started", i).c_str()), err);
+        uint64_t gen = 0;
+        Millis at{0};
+        e.u64("gen", &gen);
+        e.millis("at_ms", &at);
+        e.finish();
+        c->upgrade_started[gen] = at;
+    }
+    f.finish();
+}
+
+// Version 2's fields: the --http listener and the counters.
+void read_v2(Fields& f, const json& j, ResumeState* st, std::string* err) {
+    f.take("http", json::value_t::object);
+    f.take("metrics", json::value_t::object);
+    if (!f.ok()) return;
+    Fields h(j["http"], "http", err);
+    h.integer("fd", &st->http_fd, -1, kMaxFd);
+    h.str("address", &st->http_address);
+    h.u64("inode", &st->http_inode);
+    h.finish();
+    if (err->empty()) read_counters(j["metrics"], &st->counters, err);
+}
+
 // Every fd named once: two roles on one fd would let one close pull the other.
 std::string fd_problem(const ResumeState& st) {
     std::vector<int> fds{st.notify_fd};
-    for (int fd : {st.control_fd, st.client_fd, st.pid_file_fd})
+    for (int fd : {st.control_fd, st.client_fd, st.pid_file_fd, st.http_fd})
         if (fd >= 0) fds.push_back(fd);
     for (const auto& l : st.listeners) fds.push_back(l.fd);
     std::sort(fds.begin(), fds.end());
@@ -279,8 +345,8 @@ std::string version_problem(const json& j) {
     if (v > kResumeStateVersion)
         return "version " + std::to_string(v) + " is newer than this binary reads (" + std::to_string(kResumeStateVersion) +
                "): reexec into a binary at least as new as the running one";
-    if (v < kResumeStateVersion)
-        return "version " + std::to_string(v) + " is older than this binary reads (" + std::to_string(kResumeStateVersion) +
+    if (v < kResumeStateOldestVersion)
+        return "version " + std::to_string(v) + " is older than this binary reads (" + std::to_string(kResumeStateOldestVersion) +
                "): no older format is carried forward";
     return "";
 }
@@ -296,7 +362,7 @@ Result<ResumeState> parse_resume_state(std::string_view text) {
     ResumeState st;
     std::string err;
     Fields f(j, "", &err);
-    f.integer("version", &st.version, kResumeStateVersion, kResumeStateVersion);
+    f.integer("version", &st.version, kResumeStateOldestVersion, kResumeStateVersion);
     f.str("exe", &st.exe);
     f.strings("argv", &st.argv);
     f.strings("env", &st.env);
@@ -314,6 +380,7 @@ Result<ResumeState> parse_resume_state(std::string_view text) {
         else st.leftovers.push_back((*left)[i].get<int>());
     }
     f.u64("broken_invariants", &st.broken_invariants);
+    if (st.version >= 2) read_v2(f, j, &st, &err);
     if (f.take("machine", json::value_t::object) != nullptr) read_machine(j["machine"], &st.machine, &err);
     f.finish();
     if (err.empty()) err = fd_problem(st);

@@ -11,13 +11,17 @@
 #include <vector>
 
 #include "supervisor/machine_state.h"
+#include "supervisor/metrics.h"
 #include "supervisor/result.h"
 
 namespace sv {
 
-// The format this binary writes and the only one it reads. Bump it for any change of
-// meaning; adding a field is a change too (an older binary refuses what it does not know).
-constexpr int kResumeStateVersion = 1;
+// The format this binary writes. Bump it for any change of meaning; adding a field is a
+// change too (an older binary refuses what it does not know). Version 2 added "http" and
+// "metrics"; a version 1 state (from an older binary) is still read, with neither: no
+// --http listener to take over, counters from zero.
+constexpr int kResumeStateVersion = 2;
+constexpr int kResumeStateOldestVersion = 1;
 constexpr size_t kResumeStateMaxBytes = 16 * 1024 * 1024;
 
 struct ResumeListener {
@@ -74,6 +78,10 @@ struct ResumeState {
     bool last_upgrade_ok = false;
     std::string last_upgrade_reason;
     int64_t last_upgrade_at_unix_ms = 0;
+    int http_fd = -1;  // the --http listener (-1: none, or not carried)
+    std::string http_address;  // as it was bound: "127.0.0.1:9180", "[::1]:9180", "unix:/run/x.sock"
+    uint64_t http_inode = 0;   // unix: the socket file we created
+    CounterState counters;     // the metrics' counters (metrics.h)
     MachineState machine;  // machine.timers: the ids of `timers`
     std::vector<ResumeTimer> timers;
 };

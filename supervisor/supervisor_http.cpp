@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include "supervisor/connections.h"
@@ -25,9 +27,25 @@ Result<Ok> Supervisor::setup_http() {
     if (cfg_.http.empty()) return Ok{};
     auto where = parse_listen_spec(cfg_.http);
     if (!where) return Error{EINVAL, "invalid --http '" + cfg_.http + "': " + where.error().what};
-    auto s = HttpServer::create(&loop_, *where, [this](HttpRoute r) { return on_http(r); });
+    auto handler = [this](HttpRoute r) { return on_http(r); };
+    Result<std::unique_ptr<HttpServer>> s = Error{EBADF, "no carried --http listener"};
+    if (resume_ && resume_->http_fd >= 0) {
+        // `ctl reexec`: the same listening socket, so no probe is refused during the swap.
+        s = HttpServer::adopt(&loop_, resume_->http_fd, *where, resume_->http_address,
+                              static_cast<ino_t>(resume_->http_inode), handler);
+        if (!s) {
+            spdlog::warn("{}; binding --http {} again", s.error().what, cfg_.http);
+            ::close(resume_->http_fd);
+        }
+    }
+    bool taken_over = static_cast<bool>(s);
+    if (!s) s = HttpServer::create(&loop_, *where, handler);
     if (!s) return s.error();
     http_ = std::move(s.value());
+    if (taken_over) {
+        spdlog::info("http taken over addr={} fd={}", http_->address(), http_->listener_fd());
+        return Ok{};
+    }
     spdlog::info("http listening addr={} endpoints=/healthz,/readyz,/metrics,/status", http_->address());
     return Ok{};
 }

@@ -146,7 +146,7 @@ void Supervisor::reexec(uint64_t client, const ControlRequest& req) {
 Result<Ok> Supervisor::exec_into(const std::string& binary, const ResumeState& st, int memfd) {
     std::vector<int> keep{st.notify_fd, memfd};
     for (const auto& l : st.listeners) keep.push_back(l.fd);
-    for (int fd : {st.control_fd, st.client_fd, st.pid_file_fd})
+    for (int fd : {st.control_fd, st.client_fd, st.pid_file_fd, st.http_fd})
         if (fd >= 0) keep.push_back(fd);
     std::string fd_text = std::to_string(memfd);
     std::vector<char*> argv{const_cast<char*>(binary.c_str()), const_cast<char*>("--resume"), fd_text.data(), nullptr};

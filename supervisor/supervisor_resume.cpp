@@ -56,6 +56,12 @@ Result<ResumeState> Supervisor::export_state(uint64_t client) {
     st.contained = containment_.export_tracked();
     st.leftovers.assign(leftovers_.begin(), leftovers_.end());
     st.broken_invariants = broken_invariants_;
+    st.counters = counters_.state();
+    if (http_) {
+        st.http_fd = http_->listener_fd();
+        st.http_address = http_->address();
+        st.http_inode = static_cast<uint64_t>(http_->inode());
+    }
     st.has_last_upgrade = has_last_upgrade_;
     st.last_upgrade_gen = last_upgrade_.gen;
     st.last_upgrade_ok = last_upgrade_.ok;
@@ -89,6 +95,7 @@ Result<Ok> Supervisor::resume() {
     containment_ = Containment::resume(st.containment_base, st.containment_description, st.contained);
     leftovers_.insert(st.leftovers.begin(), st.leftovers.end());
     broken_invariants_ = st.broken_invariants;
+    counters_.restore(st.counters);
     has_last_upgrade_ = st.has_last_upgrade;
     last_upgrade_ = UpgradeResult{st.last_upgrade_gen, st.last_upgrade_ok, st.last_upgrade_reason, st.last_upgrade_at_unix_ms};
     resume_timers(st);

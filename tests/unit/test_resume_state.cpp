@@ -34,6 +34,18 @@ ResumeState wrap(const MachineState& m) {
     st.has_last_upgrade = true;
     st.last_upgrade_gen = 2;
     st.last_upgrade_reason = "exited before ready (exit=1)";
+    st.http_fd = 10;
+    st.http_address = "127.0.0.1:9180";
+    st.counters.upgrades_ok = 3;
+    st.counters.upgrades_failed = 1;
+    st.counters.worker_restarts = 2;
+    st.counters.hung_workers = 1;
+    st.counters.broken_invariants = 0;
+    st.counters.buckets = {0, 1, 2, 3, 3, 3, 3, 4, 4, 4, 4};
+    st.counters.duration_sum_ms = 7345;
+    st.counters.slot_gen = {{0, 2}};
+    st.counters.newest_gen = 2;
+    st.counters.upgrade_started = {{5, Millis(1200)}};
     st.machine = m;
     for (const auto& id : m.timers) st.timers.push_back({id, Millis(1234)});
     return st;
@@ -50,6 +62,13 @@ void round_trip(Harness& h, const Event& next) {
     REQUIRE_MESSAGE(parsed, (parsed ? "" : parsed.error().what));
     CHECK_EQ(serialize_resume_state(*parsed), text);
     CHECK_EQ(parsed->machine.timers, m.timers);
+    CHECK_EQ(parsed->http_fd, 10);
+    CHECK_EQ(parsed->http_address, "127.0.0.1:9180");
+    CHECK_EQ(parsed->counters.upgrades_ok, 3u);
+    CHECK_EQ(parsed->counters.buckets[7], 4u);
+    CHECK_EQ(parsed->counters.duration_sum_ms, 7345);
+    CHECK(parsed->counters.slot_gen == (std::map<int, uint64_t>{{0, 2}}));
+    CHECK(parsed->counters.upgrade_started.at(5) == Millis(1200));
     REQUIRE_EQ(parsed->machine.workers.size(), m.workers.size());
     for (size_t i = 0; i < m.workers.size(); i++) CHECK(same_worker(parsed->machine.workers[i], m.workers[i]));
     auto restored = UpgradeMachine::restore(h.m.settings(), parsed->machine);
@@ -154,10 +173,19 @@ TEST_CASE("resume state: refused documents name what is wrong") {
     CHECK_EQ(parse_resume_state(good.substr(0, good.size() / 2)).error().what, "resume state: not valid JSON (truncated?)");
     auto v = j;
     v["version"] = kResumeStateVersion + 1;
-    CHECK_EQ(refused(v), "resume state: version 2 is newer than this binary reads (1): reexec into a binary at least as new "
+    CHECK_EQ(refused(v), "resume state: version 3 is newer than this binary reads (2): reexec into a binary at least as new "
                          "as the running one");
-    v["version"] = kResumeStateVersion - 1;
+    v["version"] = kResumeStateOldestVersion - 1;
     CHECK_EQ(refused(v), "resume state: version 0 is older than this binary reads (1): no older format is carried forward");
+    auto hf = j;
+    hf["http"]["fd"] = 8;  // the control socket's
+    CHECK_EQ(refused(hf), "resume state: an fd is named twice");
+    auto mb = j;
+    mb["metrics"]["duration_buckets"].erase(0);
+    CHECK_EQ(refused(mb), "resume state: metrics.duration_buckets must hold 11 counts");
+    auto mm = j;
+    mm.erase("metrics");
+    CHECK_EQ(refused(mm), "resume state: metrics is missing");
     auto u = j;
     u["machine"]["workers"][0]["probation_ms"] = 5;
     CHECK_EQ(refused(u), "resume state: machine.workers[0].probation_ms is not a field this binary knows");
@@ -190,4 +218,25 @@ TEST_CASE("resume state: refused documents name what is wrong") {
     parsed = parse_resume_state(w.dump());
     REQUIRE(parsed);
     CHECK_FALSE(UpgradeMachine::restore(h.m.settings(), parsed->machine));
+}
+
+// An older binary's state (version 1: no "http", no "metrics") is still taken over: the new
+// image binds --http itself and counts from zero. Version 1 with version 2's fields is not.
+TEST_CASE("resume state: a version 1 state is read without the --http listener and the counters") {
+    Harness h;
+    h.serve();
+    auto j = nlohmann::json::parse(serialize_resume_state(wrap(h.m.export_state())));
+    j["version"] = 1;
+    auto with_v2_fields = j;
+    j.erase("http");
+    j.erase("metrics");
+    auto st = parse_resume_state(j.dump());
+    REQUIRE_MESSAGE(st, (st ? "" : st.error().what));
+    CHECK_EQ(st->version, 1);
+    CHECK_EQ(st->http_fd, -1);
+    CHECK_EQ(st->counters.upgrades_ok, 0u);
+    CHECK_EQ(serialize_resume_state(*st), j.dump());
+    auto r = parse_resume_state(with_v2_fields.dump());
+    REQUIRE_FALSE(r);
+    CHECK_EQ(r.error().what, "resume state: http is not a field this binary knows");
 }
